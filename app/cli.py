@@ -1,0 +1,132 @@
+"""`flask --app run crm ...`: init, seed, worker, cron, jobs."""
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+crm = AppGroup("crm", help="客户关系管理后台命令 / CRM back office commands.")
+
+
+def _print_init(result) -> None:
+    click.echo(f"种子数据 / seeds: {json.dumps(result.seeds.as_dict())}")
+    if result.admin_password:
+        click.echo("=" * 60)
+        click.echo("已创建管理员 / admin user created")
+        click.echo(f"  用户名 / username: admin")
+        click.echo(f"  密码 / password:   {result.admin_password}")
+        click.echo("  此密码只显示这一次 / this password is shown only once")
+        click.echo("=" * 60)
+    elif result.admin_created:
+        click.echo("已创建管理员 admin（密码取自 CRM_ADMIN_PASSWORD） / admin created from CRM_ADMIN_PASSWORD")
+
+
+@crm.command("init")
+def init_command() -> None:
+    """迁移数据库、同步权限、加载种子、创建管理员 / migrate, sync permissions, seed, create admin."""
+    from app.services.bootstrap import initialise
+    from app.services.seeding import SeedError
+
+    try:
+        _print_init(initialise())
+    except (SeedError, ValueError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+@crm.command("seed")
+@click.option("--demo", "demo", type=int, default=0, help="再生成 N 个演示客户 / also generate N demo customers")
+def seed_command(demo: int) -> None:
+    """加载 seeds/ 下的种子数据（可重复执行） / load seeds/ (idempotent)."""
+    from app.services.seeding import SeedError, load_seeds
+
+    try:
+        report = load_seeds()
+    except SeedError as exc:
+        click.echo("种子数据有误，未写入任何内容 / seed files have errors, nothing was written:", err=True)
+        for p in exc.problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(2)
+    click.echo(f"种子数据 / seeds: {json.dumps(report.as_dict())}")
+    if demo:
+        from app.services.demo import load_demo
+
+        click.echo(f"演示数据 / demo: {json.dumps(load_demo(demo), ensure_ascii=False)}")
+
+
+@crm.command("worker")
+@click.option("--queues", default=None, help="逗号分隔的队列 / comma-separated queues")
+@click.option("--burst", is_flag=True, help="处理完队列即退出 / exit when the queues are empty")
+@click.option("--name", default=None)
+def worker_command(queues: str | None, burst: bool, name: str | None) -> None:
+    """启动 RQ 工作进程（带应用上下文、重试调度） / run an RQ worker with the app context."""
+    if not current_app.config.get("REDIS_URL"):
+        click.echo("未设置 REDIS_URL：任务在 Web 进程内执行，无需工作进程 / REDIS_URL is not set: "
+                   "jobs run in-process and need no worker", err=True)
+        sys.exit(2)
+    from rq import Worker
+
+    from app.jobs.queue import get_queue, get_redis
+
+    names = queues.split(",") if queues else current_app.config["RQ_QUEUES"]
+    worker = Worker([get_queue(n) for n in names], connection=get_redis(), name=name)
+    worker.work(with_scheduler=True, burst=burst)
+
+
+@crm.command("cron")
+def cron_command() -> None:
+    """启动定时任务调度器（RQ cron），可与工作进程分开部署 / run RQ's cron scheduler for periodic jobs."""
+    if not current_app.config.get("REDIS_URL"):
+        click.echo("未设置 REDIS_URL：定时任务由 python run.py 在进程内执行 / REDIS_URL is not set: "
+                   "python run.py runs periodic jobs in-process", err=True)
+        sys.exit(2)
+    from rq.cron import CronScheduler
+
+    from app.jobs import PERIODIC
+    from app.jobs.queue import get_redis
+    from app.jobs.runner import run_periodic
+
+    scheduler = CronScheduler(connection=get_redis())
+    for job in PERIODIC.values():
+        scheduler.register(run_periodic, queue_name="default", args=(job.name,), interval=job.interval,
+                           name=job.name)
+    scheduler.start()
+
+
+jobs = AppGroup("jobs", help="定时任务 / periodic jobs.")
+crm.add_command(jobs)
+
+
+@jobs.command("list")
+def jobs_list() -> None:
+    """列出所有定时任务 / list every periodic job."""
+    from app.extensions import db
+    from app.jobs import PERIODIC
+    from app.models import JobRun
+
+    for job in PERIODIC.values():
+        last = db.session.query(JobRun).filter_by(name=job.func).order_by(JobRun.started_at.desc()).first()
+        last_s = f"{last.status} {last.started_at:%Y-%m-%d %H:%M:%S}" if last else "-"
+        click.echo(f"{job.name:24} 每 {job.interval}s / every {job.interval}s  {job.description}  [last: {last_s}]")
+
+
+@jobs.command("run")
+@click.argument("name")
+def jobs_run(name: str) -> None:
+    """立即执行一次定时任务 / run one periodic job now, once."""
+    from app.jobs import PERIODIC
+    from app.jobs.runner import execute
+
+    if name not in PERIODIC:
+        click.echo(f"未知任务 '{name}'，可用：{', '.join(PERIODIC)} / unknown job '{name}'", err=True)
+        sys.exit(2)
+    result = execute(PERIODIC[name].func, f"manual-{uuid.uuid4().hex[:12]}", [], mode="manual")
+    click.echo(json.dumps({"job": name, "result": result}, ensure_ascii=False, default=str))
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(crm)

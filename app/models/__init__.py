@@ -1,0 +1,7 @@
+"""Every model, imported so that FAB's metadata (and so Alembic) sees them all."""
+from app.models.org import CrmUser, Department, UserSession  # noqa: F401
+from app.models.dictionary import DictionaryItem, DictionaryType  # noqa: F401
+from app.models.system import JobRun, SeedRecord  # noqa: F401
+from app.models.customer import Contact, Customer  # noqa: F401
+from app.models.interaction import Interaction  # noqa: F401
+from app.models.numbering import SequenceCounter  # noqa: F401

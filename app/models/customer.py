@@ -1,0 +1,71 @@
+"""The customer file (客户档案) and its contacts: DOMAIN.md table 1."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_appbuilder import Model
+from flask_appbuilder.models.mixins import AuditMixin
+from sqlalchemy import (
+    Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text,
+)
+from sqlalchemy.orm import relationship
+
+
+def _dict_fk(name: str):
+    return Column(name, Integer, ForeignKey("crm_dictionary_item.id"), nullable=True, index=True)
+
+
+class Customer(AuditMixin, Model):
+    __tablename__ = "crm_customer"
+    id = Column(Integer, primary_key=True)
+    customer_no = Column(String(40), unique=True, nullable=False)
+    name = Column(String(200), nullable=False, index=True)
+    kind_id = _dict_fk("kind_id")
+    kind = relationship("DictionaryItem", foreign_keys=[kind_id])
+    credit_code = Column(String(32), index=True)  # 统一社会信用代码 or ID no.
+    industry_id = _dict_fk("industry_id")
+    industry = relationship("DictionaryItem", foreign_keys=[industry_id])
+    scale_id = _dict_fk("scale_id")
+    scale = relationship("DictionaryItem", foreign_keys=[scale_id])
+    staff_count = Column(Integer)
+    annual_revenue = Column(Numeric(16, 2))
+    type_id = _dict_fk("type_id")
+    type = relationship("DictionaryItem", foreign_keys=[type_id])
+    level_id = _dict_fk("level_id")
+    level = relationship("DictionaryItem", foreign_keys=[level_id])
+    source_id = _dict_fk("source_id")
+    source = relationship("DictionaryItem", foreign_keys=[source_id])
+    region_id = _dict_fk("region_id")
+    region = relationship("DictionaryItem", foreign_keys=[region_id])
+    first_contact_date = Column(Date)
+    cooperation_start = Column(Date)
+    last_contact_at = Column(DateTime, index=True)
+    total_amount = Column(Numeric(16, 2), nullable=False, default=0)
+    main_business = Column(String(200))
+    owner_id = Column(Integer, ForeignKey("ab_user.id"), index=True)
+    owner = relationship("CrmUser", foreign_keys=[owner_id])
+    department_id = Column(Integer, ForeignKey("crm_department.id"), index=True)
+    department = relationship("Department")
+    remark = Column(Text)
+    archived = Column(Boolean, nullable=False, default=False)
+    contacts = relationship("Contact", back_populates="customer", cascade="all, delete-orphan")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Contact(AuditMixin, Model):
+    __tablename__ = "crm_contact"
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("crm_customer.id", ondelete="CASCADE"), nullable=False, index=True)
+    customer = relationship(Customer, back_populates="contacts")
+    name = Column(String(100), nullable=False)
+    title = Column(String(100))
+    phone = Column(String(40), index=True)
+    email = Column(String(200))
+    im_account = Column(String(100))
+    preference = Column(String(200))
+    is_primary = Column(Boolean, nullable=False, default=False)
+
+    def __repr__(self) -> str:
+        return self.name

@@ -1,0 +1,1 @@
+"""Security: the security manager, password policy, server-side sessions, rate limits."""

@@ -1,0 +1,1 @@
+"""Business rules: the only layer that commits."""

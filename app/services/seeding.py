@@ -1,0 +1,332 @@
+"""Load the declarative seed files under seeds/ (manifest order), idempotently.
+
+Every record has a stable ``key``; ``crm_seed_record`` maps it to the row it made. Loading
+twice changes nothing; a record (or a whole file) marked ``noupdate: true`` is created once
+and then left to the admins. All files are read and validated first, every problem reported
+with its file and line, and only then is anything written, in one transaction.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from app.extensions import appbuilder, db
+from app.models import Department, DictionaryItem, DictionaryType, SeedRecord
+
+SEED_DIR = Path(__file__).resolve().parents[2] / "seeds"
+LINE = "__line__"
+
+
+class SeedError(Exception):
+    """Every problem found in the seed files, each naming file and line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader (no tags, no code) that remembers the line of every mapping."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    mapping[LINE] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass
+class SeedReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept: int = 0  # noupdate records left as the admins have them
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "kept": self.kept}
+
+
+@dataclass
+class _Record:
+    kind: str
+    key: str
+    values: dict[str, Any]
+    source: str
+    noupdate: bool
+
+
+class _Problems(list):
+    def add(self, where: str, zh: str, en: str) -> None:
+        self.append(f"{where}: {zh} / {en}")
+
+
+def _read_yaml(path: Path, rel: str, problems: _Problems) -> Any:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 (SafeLoader subclass)
+    except FileNotFoundError:
+        problems.add(rel, "文件不存在", "file not found")
+    except UnicodeDecodeError:
+        problems.add(rel, "文件不是 UTF-8 编码", "file is not UTF-8")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{rel}:{mark.line + 1}" if mark else rel
+        problems.add(where, f"YAML 格式错误（{getattr(exc, 'problem', exc)}）",
+                     f"invalid YAML ({getattr(exc, 'problem', exc)})")
+    return None
+
+
+def _fields(rec: dict, where: str, problems: _Problems, required: tuple, optional: tuple) -> dict | None:
+    if not isinstance(rec, dict):
+        problems.add(where, "每条记录必须是键值对", "each record must be a mapping")
+        return None
+    ok = True
+    for name in required:
+        if rec.get(name) in (None, ""):
+            problems.add(f"{where}:{rec.get(LINE, '?')}", f"缺少必填字段 '{name}'", f"missing required field '{name}'")
+            ok = False
+    for name in rec:
+        if name not in required and name not in optional and name not in (LINE, "noupdate"):
+            problems.add(f"{where}:{rec.get(LINE, '?')}", f"未知字段 '{name}'", f"unknown field '{name}'")
+            ok = False
+    if "noupdate" in rec and not isinstance(rec["noupdate"], bool):
+        problems.add(f"{where}:{rec.get(LINE, '?')}", "noupdate 只能是 true 或 false", "noupdate must be true or false")
+        ok = False
+    return rec if ok else None
+
+
+# -- parsers: file content -> records (validation only, nothing written) ---------------------
+
+def _parse_departments(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    out = []
+    for rec in doc.get("records") or []:
+        r = _fields(rec, rel, problems, ("key", "name"), ("name_en",))
+        if r:
+            ctx["departments"].add(r["key"])
+            out.append(_Record("department", r["key"], {"key": r["key"], "name": r["name"], "name_en": r.get("name_en")},
+                               f"{rel}:{r[LINE]}", r.get("noupdate", doc.get("noupdate", False))))
+    return out
+
+
+def _parse_dictionaries(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    out = []
+    base = SEED_DIR.parent / Path(rel).parent
+    for rec in doc.get("records") or []:
+        r = _fields(rec, rel, problems, ("key", "name", "items"), ("name_en",))
+        if not r:
+            continue
+        noupdate = r.get("noupdate", doc.get("noupdate", False))
+        out.append(_Record("dictionary_type", r["key"], {"key": r["key"], "name": r["name"], "name_en": r.get("name_en")},
+                           f"{rel}:{r[LINE]}", noupdate))
+        csv_rel = str(Path(rel).parent / r["items"])
+        out.extend(_parse_dictionary_csv(base / r["items"], csv_rel, r["key"], problems, noupdate))
+    return out
+
+
+def _parse_dictionary_csv(path: Path, rel: str, type_key: str, problems: _Problems, noupdate: bool) -> list[_Record]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        problems.add(rel, "文件不存在", "file not found")
+        return []
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or [h.strip() for h in rows[0]][:3] != ["code", "name", "name_en"]:
+        problems.add(f"{rel}:1", "表头必须是 code,name,name_en", "header must be code,name,name_en")
+        return []
+    out, seen = [], {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != 3:
+            problems.add(f"{rel}:{lineno}", f"应有 3 列，实际 {len(row)} 列", f"expected 3 columns, found {len(row)}")
+            continue
+        code, name, name_en = (c.strip() for c in row)
+        if not code or not name:
+            problems.add(f"{rel}:{lineno}", "code 和 name 不能为空", "code and name must not be empty")
+            continue
+        if code in seen:
+            problems.add(f"{rel}:{lineno}", f"编码 '{code}' 与第 {seen[code]} 行重复",
+                         f"code '{code}' repeats line {seen[code]}")
+            continue
+        seen[code] = lineno
+        out.append(_Record("dictionary_item", f"{type_key}.{code}",
+                           {"type_key": type_key, "code": code, "name": name, "name_en": name_en or None,
+                            "sort": len(out) + 1}, f"{rel}:{lineno}", noupdate))
+    return out
+
+
+def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    out = []
+    known = ctx["permissions"]()
+    for rec in doc.get("records") or []:
+        r = _fields(rec, rel, problems, ("key", "name"), ("department", "description", "grants", "menus", "all_permissions"))
+        if not r:
+            continue
+        where = f"{rel}:{r[LINE]}"
+        if r.get("department") and r["department"] not in ctx["departments"]:
+            problems.add(where, f"未知部门 '{r['department']}'", f"unknown department '{r['department']}'")
+        perms: set[tuple[str, str]] = set()
+        grants = r.get("grants") or {}
+        if not isinstance(grants, dict):
+            problems.add(where, "grants 必须是 视图: [权限...] 的映射", "grants must map a view to a list of permissions")
+            grants = {}
+        for view, names in grants.items():
+            if view == LINE:
+                continue
+            if not isinstance(names, list):
+                problems.add(where, f"'{view}' 的权限必须是列表", f"permissions of '{view}' must be a list")
+                continue
+            for name in names:
+                name = str(name)
+                perm = name if name.startswith(("can_", "menu_")) or (name, view) in known else f"can_{name}"
+                if (perm, view) not in known:
+                    problems.add(where, f"未知权限 {perm} on {view}", f"unknown permission {perm} on {view}")
+                perms.add((perm, view))
+        for menu in r.get("menus") or []:
+            if ("menu_access", menu) not in known:
+                problems.add(where, f"未知菜单 '{menu}'", f"unknown menu '{menu}'")
+            perms.add(("menu_access", menu))
+        if r.get("all_permissions") is True:
+            perms = set(known)
+        out.append(_Record("role", r["key"], {"name": r["name"], "permissions": sorted(perms)}, where,
+                           r.get("noupdate", doc.get("noupdate", False))))
+    return out
+
+
+PARSERS: dict[str, Callable[..., list[_Record]]] = {
+    "department": _parse_departments,
+    "dictionary_type": _parse_dictionaries,
+    "role": _parse_roles,
+}
+
+
+# -- writers: record -> row --------------------------------------------------------------------
+
+def _apply_simple(model):
+    def apply(rec: _Record, row, ctx: dict):
+        row = row or model()
+        changed = False
+        for k, v in rec.values.items():
+            if getattr(row, k) != v:
+                setattr(row, k, v)
+                changed = True
+        return row, changed
+    return apply
+
+
+def _apply_item(rec: _Record, row, ctx: dict):
+    values = dict(rec.values)
+    dtype = db.session.query(DictionaryType).filter_by(key=values.pop("type_key")).one()
+    row = row or DictionaryItem(type=dtype)
+    changed = row.id is None
+    for k, v in values.items():
+        if getattr(row, k) != v:
+            setattr(row, k, v)
+            changed = True
+    return row, changed
+
+
+def _apply_role(rec: _Record, row, ctx: dict):
+    sm = appbuilder.sm
+    row = row or sm.role_model(name=rec.values["name"])
+    changed = row.name != rec.values["name"] or row.id is None
+    row.name = rec.values["name"]
+    wanted = [sm.find_permission_view_menu(p, v) for p, v in rec.values["permissions"]]
+    if sorted(pv.id for pv in wanted if pv) != sorted(pv.id for pv in row.permissions):
+        row.permissions = [pv for pv in wanted if pv]
+        changed = True
+    return row, changed
+
+
+WRITERS = {
+    "department": (Department, _apply_simple(Department)),
+    "dictionary_type": (DictionaryType, _apply_simple(DictionaryType)),
+    "dictionary_item": (DictionaryItem, _apply_item),
+    "role": (None, _apply_role),
+}
+
+
+def _known_permissions() -> set[tuple[str, str]]:
+    sm = appbuilder.sm
+    pvs = db.session.query(sm.permissionview_model).all()
+    return {(pv.permission.name, pv.view_menu.name) for pv in pvs}
+
+
+def read_manifest(section: str = "load") -> tuple[list[_Record], _Problems]:
+    problems = _Problems()
+    manifest = _read_yaml(SEED_DIR / "manifest.yaml", "seeds/manifest.yaml", problems)
+    if manifest is None:
+        raise SeedError(problems)
+    files = manifest.get(section) or [] if isinstance(manifest, dict) else []
+    if not isinstance(files, list):
+        raise SeedError([f"seeds/manifest.yaml: '{section}' 必须是文件列表 / '{section}' must be a list of files"])
+    _perm_cache: dict[str, set] = {}
+    ctx = {"departments": set(), "permissions": lambda: _perm_cache.setdefault("p", _known_permissions())}
+    records: list[_Record] = []
+    for name in files:
+        rel = f"seeds/{name}"
+        doc = _read_yaml(SEED_DIR / name, rel, problems)
+        if doc is None:
+            continue
+        if not isinstance(doc, dict) or doc.get("kind") not in PARSERS:
+            problems.add(f"{rel}:1", f"必须声明 kind（{', '.join(PARSERS)}）", f"must declare kind ({', '.join(PARSERS)})")
+            continue
+        if not isinstance(doc.get("records"), list):
+            problems.add(f"{rel}:{doc.get(LINE, 1)}", "缺少 records 列表", "missing a 'records' list")
+            continue
+        records.extend(PARSERS[doc["kind"]](doc, rel, problems, ctx))
+    seen: dict[tuple[str, str], str] = {}
+    for rec in records:
+        if (rec.kind, rec.key) in seen:
+            problems.add(rec.source, f"键 '{rec.key}' 已在 {seen[(rec.kind, rec.key)]} 定义",
+                         f"key '{rec.key}' already defined at {seen[(rec.kind, rec.key)]}")
+        seen[(rec.kind, rec.key)] = rec.source
+    return records, problems
+
+
+def load_seeds() -> SeedReport:
+    """Validate every seed file, then write them all in one transaction."""
+    records, problems = read_manifest("load")
+    if problems:
+        raise SeedError(problems)
+    report = SeedReport()
+    ctx: dict = {}
+    try:
+        for rec in records:
+            model, apply = WRITERS[rec.kind]
+            model = model or appbuilder.sm.role_model
+            link = db.session.query(SeedRecord).filter_by(kind=rec.kind, key=rec.key).first()
+            row = db.session.get(model, link.record_id) if link else None
+            if link and rec.noupdate and row is not None:
+                report.kept += 1
+                continue
+            if row is None and rec.kind == "role":  # adopt an existing role of that name
+                row = appbuilder.sm.find_role(rec.values["name"])
+            row, changed = apply(rec, row, ctx)
+            db.session.add(row)
+            db.session.flush()
+            if link is None:
+                db.session.add(SeedRecord(kind=rec.kind, key=rec.key, record_id=row.id, source=rec.source,
+                                          noupdate=rec.noupdate))
+                report.created += 1
+            elif link.record_id != row.id:
+                link.record_id = row.id
+                report.created += 1
+            elif changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+            report.by_kind[rec.kind] = report.by_kind.get(rec.kind, 0) + 1
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return report

@@ -1,0 +1,34 @@
+"""FAB views and REST APIs. Views declare; services decide and commit."""
+from __future__ import annotations
+
+from flask_appbuilder import AppBuilder
+from flask_babel import lazy_gettext as _l
+
+
+def register_views(appbuilder: AppBuilder) -> None:
+    from app.views.customer import (
+        ContactApi, ContactModelView, CustomerApi, CustomerModelView, InteractionModelView,
+    )
+    from app.views.dictionary import DictionaryItemModelView, DictionaryTypeModelView
+    from app.views.org import DepartmentModelView
+    from app.views.system import SystemStatusView
+
+    crm, cfg = "CRM", "Settings"
+    crm_l, cfg_l = _l("Customers"), _l("Settings")
+    appbuilder.add_view(CustomerModelView, "Customer Files", label=_l("Customer Files"),
+                        icon="fa-address-book", category=crm, category_label=crm_l,
+                        category_icon="fa-users")
+    appbuilder.add_view(ContactModelView, "Contacts", label=_l("Contacts"), icon="fa-phone",
+                        category=crm, category_label=crm_l)
+    appbuilder.add_view(InteractionModelView, "Interactions", label=_l("Interactions"),
+                        icon="fa-comments", category=crm, category_label=crm_l)
+    appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
+                        icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
+    appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
+                        icon="fa-book", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(DictionaryItemModelView, "Dictionary Items", label=_l("Dictionary Items"),
+                        icon="fa-list", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(SystemStatusView, "System Status", label=_l("System Status"),
+                        icon="fa-heartbeat", category=cfg, category_label=cfg_l)
+    appbuilder.add_api(CustomerApi)
+    appbuilder.add_api(ContactApi)

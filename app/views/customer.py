@@ -1,0 +1,129 @@
+"""Customer files (客户档案), contacts and interaction records: list/add/edit/show and REST."""
+from __future__ import annotations
+
+from flask import g
+from flask_appbuilder import ModelRestApi, ModelView
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import lazy_gettext as _l
+
+from app.models import Contact, Customer, Interaction
+from app.models.dictionary import choices_of
+from app.services.numbering import next_number
+
+LABELS = {
+    "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
+    "credit_code": _l("Credit Code / ID No."), "industry": _l("Industry"), "scale": _l("Scale"),
+    "staff_count": _l("Staff Count"), "annual_revenue": _l("Annual Revenue"),
+    "type": _l("Customer Type"), "level": _l("Customer Level"), "source": _l("Source"),
+    "region": _l("Region"), "first_contact_date": _l("First Contact"),
+    "cooperation_start": _l("Cooperation Since"), "last_contact_at": _l("Last Contact"),
+    "total_amount": _l("Cumulative Amount"), "main_business": _l("Main Business"),
+    "owner": _l("Owner"), "department": _l("Department"), "remark": _l("Remark"),
+    "archived": _l("Archived"), "changed_on": _l("Last Updated"), "created_on": _l("Created"),
+    "customer": _l("Customer"), "title": _l("Title"), "phone": _l("Phone"), "email": _l("Email"),
+    "im_account": _l("IM Account"), "preference": _l("Preference"), "is_primary": _l("Primary"),
+    "occurred_at": _l("Time"), "key_points": _l("Key Points"),
+    "customer_feedback": _l("Customer Feedback"), "result": _l("Result"),
+    "next_step": _l("Next Step"), "created_by": _l("Created by"), "changed_by": _l("Changed by"),
+}
+DICT_FIELDS = {"kind": "customer_kind", "industry": "industry", "scale": "customer_scale",
+               "type": "customer_type", "level": "customer_level", "source": "customer_source",
+               "region": "region"}
+_BASIC = ["customer_no", "name", "kind", "credit_code", "industry", "scale", "staff_count",
+          "annual_revenue", "region"]
+_BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start",
+             "last_contact_at", "total_amount", "main_business", "owner", "department"]
+
+
+class ContactModelView(ModelView):
+    datamodel = SQLAInterface(Contact)
+    list_title = show_title = _l("Contacts")
+    add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
+    list_columns = ["customer", "name", "title", "phone", "email", "is_primary"]
+    add_columns = edit_columns = ["customer", "name", "title", "phone", "email", "im_account",
+                                  "preference", "is_primary"]
+    show_columns = add_columns + ["changed_on"]
+    search_columns = ["name", "phone", "email"]
+    label_columns = LABELS
+
+
+class InteractionModelView(ModelView):
+    datamodel = SQLAInterface(Interaction)
+    list_title = show_title = _l("Interactions")
+    add_title, edit_title = _l("Add Interaction"), _l("Edit Interaction")
+    list_columns = ["occurred_at", "customer", "kind", "key_points", "result", "owner"]
+    add_columns = edit_columns = ["customer", "occurred_at", "kind", "key_points",
+                                  "customer_feedback", "result", "next_step"]
+    show_columns = add_columns + ["owner", "created_on"]
+    search_columns = ["occurred_at", "kind", "result"]
+    base_order = ("occurred_at", "desc")
+    label_columns = LABELS
+    add_form_query_rel_fields = edit_form_query_rel_fields = {"kind": choices_of("interaction_kind"), "result": choices_of("interaction_result")}
+
+    def pre_add(self, item: Interaction) -> None:
+        item.owner_id = g.user.id
+
+
+class CustomerModelView(ModelView):
+    datamodel = SQLAInterface(Customer)
+    list_title = show_title = _l("Customer Files")
+    add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
+    list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",
+                    "last_contact_at"]
+    show_fieldsets = [
+        (_l("Basic Info"), {"fields": _BASIC}),
+        (_l("Business Info"), {"fields": _BUSINESS}),
+        (_l("Other"), {"fields": ["remark", "archived", "created_on", "changed_on"], "expanded": False}),
+    ]
+    add_fieldsets = edit_fieldsets = [
+        (_l("Basic Info"), {"fields": [f for f in _BASIC if f != "customer_no"]}),
+        (_l("Business Info"), {"fields": [f for f in _BUSINESS if f != "last_contact_at"]}),
+        (_l("Other"), {"fields": ["remark"]}),
+    ]
+    search_columns = ["customer_no", "name", "credit_code", "industry", "type", "level", "region",
+                      "source", "owner", "last_contact_at", "total_amount"]
+    order_columns = ["customer_no", "name", "last_contact_at", "total_amount"]
+    base_order = ("id", "desc")
+    label_columns = LABELS
+    related_views = [ContactModelView, InteractionModelView]
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
+        f: choices_of(t) for f, t in DICT_FIELDS.items()}
+
+    def pre_add(self, item: Customer) -> None:
+        item.customer_no = next_number("C")
+        if item.owner is None and item.owner_id is None:
+            item.owner_id = g.user.id
+        if item.department is None and item.department_id is None:
+            item.department_id = getattr(g.user, "department_id", None)
+
+
+class CustomerApi(ModelRestApi):
+    resource_name = "customer"
+    datamodel = SQLAInterface(Customer)
+    allow_browser_login = True
+    list_columns = ["id", "customer_no", "name", "industry.name", "type.name", "level.name",
+                    "region.name", "owner.username", "last_contact_at", "changed_on"]
+    show_columns = ["id", "customer_no", "name", "credit_code", "industry.name", "scale.name",
+                    "staff_count", "type.name", "level.name", "source.name", "region.name",
+                    "first_contact_date", "cooperation_start", "last_contact_at", "total_amount",
+                    "main_business", "owner.username", "remark", "changed_on"]
+    add_columns = edit_columns = ["name", "kind", "credit_code", "industry", "scale", "staff_count",
+                                  "annual_revenue", "type", "level", "source", "region",
+                                  "first_contact_date", "cooperation_start", "total_amount",
+                                  "main_business", "remark"]
+    search_columns = ["customer_no", "name", "credit_code", "industry", "level", "region"]
+
+    def pre_add(self, item: Customer) -> None:
+        item.customer_no = next_number("C")
+        item.owner_id = item.owner_id or g.user.id
+        item.department_id = item.department_id or getattr(g.user, "department_id", None)
+
+
+class ContactApi(ModelRestApi):
+    resource_name = "contact"
+    datamodel = SQLAInterface(Contact)
+    allow_browser_login = True
+    list_columns = ["id", "customer.name", "name", "title", "phone", "email", "is_primary"]
+    show_columns = list_columns + ["im_account", "preference"]
+    add_columns = edit_columns = ["customer", "name", "title", "phone", "email", "im_account",
+                                  "preference", "is_primary"]

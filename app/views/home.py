@@ -1,0 +1,33 @@
+"""The home page: a short overview of the user's own work and of the system."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import g
+from flask_appbuilder import IndexView, expose
+from sqlalchemy import func
+
+from app.extensions import db
+from app.models import Customer, Interaction
+
+
+class CrmIndexView(IndexView):
+    index_template = "crm/index.html"
+
+    @expose("/")
+    def index(self):
+        stats = None
+        user = getattr(g, "user", None)
+        if user is not None and user.is_authenticated:
+            week_ago = datetime.utcnow() - timedelta(days=7)
+            stats = {
+                "customers": db.session.query(func.count(Customer.id)).scalar(),
+                "mine": db.session.query(func.count(Customer.id)).filter(Customer.owner_id == user.id).scalar(),
+                "interactions_week": db.session.query(func.count(Interaction.id))
+                .filter(Interaction.occurred_at >= week_ago).scalar(),
+                "stale": db.session.query(func.count(Customer.id))
+                .filter(Customer.owner_id == user.id,
+                        (Customer.last_contact_at.is_(None)) | (Customer.last_contact_at < datetime.utcnow() - timedelta(days=30)))
+                .scalar(),
+            }
+        return self.render_template(self.index_template, appbuilder=self.appbuilder, stats=stats)

@@ -1,0 +1,113 @@
+"""Configuration: every setting comes from an environment variable with a safe default.
+
+The embedded default needs nothing installed: SQLite in ``instance/`` and jobs run in-process.
+Set ``DATABASE_URL`` (PostgreSQL 15) and ``REDIS_URL`` (Redis + RQ workers) to grow.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("CRM_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return f"sqlite:///{INSTANCE_DIR / 'crm.db'}"
+    # Heroku-style and plain URLs name no driver; we ship psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in instance/.
+
+    Several web processes on several machines must share one key: set SECRET_KEY there.
+    """
+    key = os.environ.get("SECRET_KEY", "").strip()
+    if key:
+        return key
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _flag(name: str, default: str = "0") -> bool:
+    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+class Config:
+    APP_NAME = "客户关系管理后台"
+    APP_THEME = ""
+    SECRET_KEY = _secret_key()
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL", "").strip() or None
+    RQ_QUEUES = ["default", "reports"]
+
+    # Schema comes only from Alembic migrations; permissions are synced by the bootstrap step
+    # (`flask crm init` / `python run.py`), never by each web process at import.
+    FAB_CREATE_DB = False
+    FAB_UPDATE_PERMS = False
+    FAB_ADD_SECURITY_API = True
+    FAB_API_SWAGGER_UI = True
+    FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CrmSecurityManager"
+    FAB_INDEX_VIEW = "app.views.home.CrmIndexView"
+    AUTH_ROLE_ADMIN = "管理员"
+    AUTH_ROLE_PUBLIC = "Public"
+    AUTH_USER_REGISTRATION = False
+
+    # Language: Simplified Chinese first, English on request (per user).
+    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "app" / "translations")
+    LANGUAGES = {
+        "zh": {"flag": "cn", "name": "简体中文"},
+        "en": {"flag": "gb", "name": "English"},
+    }
+
+    # Security baseline (see README "安全 / Security").
+    AUTH_RATE_LIMITED = True
+    RATELIMIT_ENABLED = True
+    AUTH_RATE_LIMIT = os.environ.get("CRM_LOGIN_RATE_LIMIT", "5 per minute")
+    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    FAB_SAFE_REDIRECT_HOSTS = [
+        h.strip()
+        for h in os.environ.get("CRM_ALLOWED_HOSTS", "127.0.0.1:*,localhost:*,127.0.0.1,localhost").split(",")
+        if h.strip()
+    ]
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _flag("CRM_HTTPS")
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = _flag("CRM_HTTPS")
+    PERMANENT_SESSION_LIFETIME = int(os.environ.get("CRM_SESSION_HOURS", "12")) * 3600
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None  # tied to the session, which expires on its own
+    FAB_PASSWORD_COMPLEXITY_ENABLED = True
+    # FAB_PASSWORD_COMPLEXITY_VALIDATOR is set in create_app (FAB wants the callable itself).
+    CRM_PASSWORD_MIN_LENGTH = 10
+    PREFERRED_URL_SCHEME = "https" if _flag("CRM_HTTPS") else "http"
+    DEBUG = False
+    PROPAGATE_EXCEPTIONS = False
+
+    CRM_SYSTEM_USER = "system"
+    CRM_JOB_RETRY_INTERVALS = [10, 60, 300]
+    SMTP_URL = os.environ.get("SMTP_URL", "").strip() or None
+
+
+class TestConfig(Config):
+    TESTING = False  # keep production error handling: tests check what users see
+    AUTH_RATE_LIMIT = "5 per minute"

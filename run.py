@@ -1,0 +1,45 @@
+"""Run the back office: `python run.py` migrates, seeds, creates `admin` and serves.
+
+`flask --app run crm ...` finds `app` here; importing this module has no side effects beyond
+building the app (no database writes).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from app import create_app
+
+app = create_app()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="客户关系管理后台 / CRM back office")
+    parser.add_argument("--demo", nargs="?", const=200, type=int, default=0,
+                        help="同时加载 N 个演示客户（默认 200） / also load N demo customers (default 200)")
+    parser.add_argument("--no-serve", action="store_true", help="只初始化，不启动服务 / initialise only")
+    args = parser.parse_args()
+
+    from app.cli import _print_init
+    from app.services.bootstrap import initialise
+
+    with app.app_context():
+        _print_init(initialise())
+        if args.demo:
+            from app.services.demo import load_demo
+
+            print(f"演示数据 / demo: {load_demo(args.demo)}")
+    if args.no_serve:
+        return
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "5000"))
+    if not app.config.get("REDIS_URL"):
+        from app.jobs.inline import start_inline_scheduler
+
+        start_inline_scheduler(app)
+    print(f"客户关系管理后台已启动 / CRM back office at http://{host}:{port}/")
+    app.run(host=host, port=port, threaded=True, debug=False, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()
