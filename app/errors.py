@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from flask import Flask, jsonify, render_template, request
+from markupsafe import escape
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -22,7 +23,17 @@ def _render(status: int, title: str, message: str, ref: str | None = None):
         if ref:
             body["reference"] = ref
         return jsonify(body), status
-    return render_template("crm/error.html", status=status, title=title, message=message, ref=ref), status
+    from app.extensions import appbuilder
+
+    try:
+        return render_template("crm/error.html", status=status, title=title, message=message, ref=ref,
+                               appbuilder=appbuilder, base_template=appbuilder.base_template), status
+    except Exception:  # the full page needs the menu (and so the database): fall back to plain HTML
+        log.exception("error page could not render")
+        body = f"<h1>{status} {escape(title)}</h1><p>{escape(message)}</p>"
+        if ref:
+            body += f"<p>{escape(_('Reference number'))}: {ref}</p>"
+        return body, status
 
 
 def init_app(app: Flask) -> None:
