@@ -104,6 +104,7 @@ class Config:
     PROPAGATE_EXCEPTIONS = False
 
     CRM_SYSTEM_USER = "system"
+    CRM_SEED_DIR = os.environ.get("CRM_SEED_DIR") or None  # default: seeds/ of the repository
     CRM_JOB_RETRY_INTERVALS = [10, 60, 300]
     SMTP_URL = os.environ.get("SMTP_URL", "").strip() or None
 

@@ -61,6 +61,19 @@ def _check_session() -> None:
         db.session.commit()
 
 
+def _remember_locale(response):
+    """FAB's /lang/<locale> switches the session's language; we keep it per user as well."""
+    if (request.endpoint == "LocaleView.index" and response.status_code in (301, 302)
+            and current_user.is_authenticated):
+        from app.extensions import db
+
+        locale = (request.view_args or {}).get("locale")
+        if locale in current_app.config["LANGUAGES"] and getattr(current_user, "locale", None) != locale:
+            current_user.locale = locale
+            db.session.commit()
+    return response
+
+
 def end_sessions_of(user_id: int) -> int:
     """End every session of a user (used when an account is disabled). Returns how many."""
     from app.extensions import db
@@ -88,3 +101,4 @@ def init_app(app: Flask) -> None:
     user_logged_in.connect(_on_login, app)
     user_logged_out.connect(_on_logout, app)
     app.before_request(_check_session)
+    app.after_request(_remember_locale)

@@ -17,7 +17,7 @@ import yaml
 from app.extensions import appbuilder, db
 from app.models import Contact, Customer, Department, DictionaryItem, Interaction, SeedRecord
 from app.services.numbering import next_number
-from app.services.seeding import SEED_DIR
+from app.services.seeding import seed_dir
 
 DEMO_USERS = [  # username, first, last, role key, department key
     ("zhangwei", "伟", "张", "sales_staff", "sales"),
@@ -31,7 +31,7 @@ DEMO_USERS = [  # username, first, last, role key, department key
 
 
 def _words() -> dict:
-    return yaml.safe_load((SEED_DIR / "demo" / "names.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((seed_dir() / "demo" / "names.yaml").read_text(encoding="utf-8"))
 
 
 def _items(type_key: str) -> dict[str, DictionaryItem]:

@@ -14,10 +14,17 @@ from typing import Any, Callable
 
 import yaml
 
+from flask import current_app
+
 from app.extensions import appbuilder, db
 from app.models import Department, DictionaryItem, DictionaryType, SeedRecord
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "seeds"
+
+
+def seed_dir() -> Path:
+    """seeds/ of the repository, or the folder named by the CRM_SEED_DIR setting."""
+    return Path(current_app.config.get("CRM_SEED_DIR") or SEED_DIR)
 LINE = "__line__"
 
 
@@ -118,7 +125,7 @@ def _parse_departments(doc: dict, rel: str, problems: _Problems, ctx: dict) -> l
 
 def _parse_dictionaries(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
     out = []
-    base = SEED_DIR.parent / Path(rel).parent
+    base = seed_dir() / Path(rel).parent.relative_to("seeds")
     for rec in doc.get("records") or []:
         r = _fields(rec, rel, problems, ("key", "name", "items"), ("name_en",))
         if not r:
@@ -262,7 +269,7 @@ def _known_permissions() -> set[tuple[str, str]]:
 
 def read_manifest(section: str = "load") -> tuple[list[_Record], _Problems]:
     problems = _Problems()
-    manifest = _read_yaml(SEED_DIR / "manifest.yaml", "seeds/manifest.yaml", problems)
+    manifest = _read_yaml(seed_dir() / "manifest.yaml", "seeds/manifest.yaml", problems)
     if manifest is None:
         raise SeedError(problems)
     files = manifest.get(section) or [] if isinstance(manifest, dict) else []
@@ -273,7 +280,7 @@ def read_manifest(section: str = "load") -> tuple[list[_Record], _Problems]:
     records: list[_Record] = []
     for name in files:
         rel = f"seeds/{name}"
-        doc = _read_yaml(SEED_DIR / name, rel, problems)
+        doc = _read_yaml(seed_dir() / name, rel, problems)
         if doc is None:
             continue
         if not isinstance(doc, dict) or doc.get("kind") not in PARSERS:
