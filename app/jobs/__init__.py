@@ -8,7 +8,9 @@ under a run key, so a periodic slot runs once however many schedulers or workers
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -44,6 +46,13 @@ def mode() -> str:
     return "rq" if current_app.config.get("REDIS_URL") else "inline"
 
 
+def job_id_for(func: str, run_key: str) -> str:
+    """RQ job ids allow letters, digits, _ and -: a readable slug plus a hash against clashes."""
+    raw = f"{func}-{run_key}"
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", raw)[:80]
+    return f"{slug}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
+
+
 def enqueue(func: str, *args: Any, run_key: str, queue: str = "default") -> str:
     """Run ``func`` ("module:function", taking ids) once for ``run_key``.
 
@@ -52,7 +61,7 @@ def enqueue(func: str, *args: Any, run_key: str, queue: str = "default") -> str:
     """
     from app.jobs import runner
 
-    job_id = f"{func}:{run_key}".replace(" ", "_")
+    job_id = job_id_for(func, run_key)
     if mode() == "inline":
         runner.execute(func, run_key, list(args), mode="inline")
         return job_id
