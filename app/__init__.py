@@ -43,7 +43,9 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     app.config["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = validate_password
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from app.extensions import appbuilder, db, migrate
+    from flask_appbuilder import AppBuilder
+
+    from app.extensions import db, migrate
     from app.security import sessions
 
     db.init_app(app)
@@ -52,6 +54,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     with app.app_context():
         from app import models  # noqa: F401  (register every model on FAB metadata)
 
+        appbuilder = AppBuilder(update_perms=False)
         appbuilder.init_app(app, db.session)
         from app.views import register_views
 

@@ -1,10 +1,17 @@
-"""Unbound extensions, bound to an app by create_app()."""
+"""Unbound extensions, bound to an app by create_app().
+
+Each app gets its own AppBuilder (FAB keeps views and menus on the instance, so a shared one
+would pile up duplicates when tests build several apps); ``appbuilder`` here is a proxy to the
+current app's.
+"""
 from __future__ import annotations
 
+from flask import current_app
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.utils.legacy import get_sqla_class
 from flask_migrate import Migrate
+from werkzeug.local import LocalProxy
 
 db = get_sqla_class()()
-appbuilder = AppBuilder(update_perms=False)
 migrate = Migrate()
+appbuilder: AppBuilder = LocalProxy(lambda: current_app.appbuilder)  # type: ignore[assignment]
