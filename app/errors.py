@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
@@ -25,6 +27,8 @@ def _render(status: int, title: str, message: str, ref: str | None = None):
         return jsonify(body), status
     from app.extensions import appbuilder
 
+    if "user" not in g:  # errors raised before FAB's own before_request (e.g. CSRF) still get a menu
+        g.user = current_user
     try:
         return render_template("crm/error.html", status=status, title=title, message=message, ref=ref,
                                appbuilder=appbuilder, base_template=appbuilder.base_template), status
@@ -48,6 +52,9 @@ def init_app(app: Flask) -> None:
         if exc.code == 429:
             return _render(429, _("Too many attempts"),
                            _("Too many attempts. Please wait a minute and try again."))
+        if isinstance(exc, CSRFError):
+            return _render(400, _("Page expired"),
+                           _("The form's security token is missing or has expired. Reload the page and try again."))
         if exc.code == 400:
             return _render(400, _("Bad request"), _("The request could not be understood. Please reload the page and try again."))
         return _render(exc.code or 500, exc.name, exc.name)

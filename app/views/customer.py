@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from app.models import Contact, Customer, Interaction
 from app.models.dictionary import choices_of
 from app.services.numbering import next_number
+from app.views.formatting import fmt_date, fmt_datetime, fmt_money
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -29,6 +30,9 @@ LABELS = {
 DICT_FIELDS = {"kind": "customer_kind", "industry": "industry", "scale": "customer_scale",
                "type": "customer_type", "level": "customer_level", "source": "customer_source",
                "region": "region"}
+FORMATTERS = {"last_contact_at": fmt_datetime, "occurred_at": fmt_datetime, "changed_on": fmt_datetime,
+              "created_on": fmt_datetime, "first_contact_date": fmt_date, "cooperation_start": fmt_date,
+              "total_amount": fmt_money, "annual_revenue": fmt_money}
 _BASIC = ["customer_no", "name", "kind", "credit_code", "industry", "scale", "staff_count",
           "annual_revenue", "region"]
 _BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start",
@@ -45,6 +49,7 @@ class ContactModelView(ModelView):
     show_columns = add_columns + ["changed_on"]
     search_columns = ["name", "phone", "email"]
     label_columns = LABELS
+    formatters_columns = FORMATTERS
 
 
 class InteractionModelView(ModelView):
@@ -58,6 +63,7 @@ class InteractionModelView(ModelView):
     search_columns = ["occurred_at", "kind", "result"]
     base_order = ("occurred_at", "desc")
     label_columns = LABELS
+    formatters_columns = FORMATTERS
     add_form_query_rel_fields = edit_form_query_rel_fields = {"kind": choices_of("interaction_kind"), "result": choices_of("interaction_result")}
 
     def pre_add(self, item: Interaction) -> None:
@@ -85,6 +91,7 @@ class CustomerModelView(ModelView):
     order_columns = ["customer_no", "name", "last_contact_at", "total_amount"]
     base_order = ("id", "desc")
     label_columns = LABELS
+    formatters_columns = FORMATTERS
     related_views = [ContactModelView, InteractionModelView]
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}

@@ -1,0 +1,34 @@
+"""Display helpers shared by the views: dates without microseconds, blanks instead of None,
+and a visible placeholder for "no value" in select boxes."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from flask_appbuilder.fields import QuerySelectField
+
+
+def fmt_datetime(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def fmt_date(value: date | None) -> str:
+    return value.strftime("%Y-%m-%d") if value else ""
+
+
+def fmt_money(value: Decimal | None) -> str:
+    return f"{value:,.2f}" if value is not None else ""
+
+
+_original_iter_choices = QuerySelectField.iter_choices
+
+
+def _iter_choices_with_placeholder(self):
+    """WTForms 3.3 shows an empty option's value ('__None') as its label in FAB's selects."""
+    for choice in _original_iter_choices(self):
+        if choice[0] == "__None" and not choice[1]:
+            choice = ("__None", "—", *choice[2:])
+        yield choice
+
+
+QuerySelectField.iter_choices = _iter_choices_with_placeholder
