@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from app.models import Contact, Customer, Interaction
 from app.models.dictionary import choices_of
 from app.services.numbering import next_number
+from app.views.display import LocalizedValuesMixin
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -35,7 +36,7 @@ _BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start
              "last_contact_at", "total_amount", "main_business", "owner", "department"]
 
 
-class ContactModelView(ModelView):
+class ContactModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(Contact)
     list_title = show_title = _l("Contacts")
     add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
@@ -47,7 +48,7 @@ class ContactModelView(ModelView):
     label_columns = LABELS
 
 
-class InteractionModelView(ModelView):
+class InteractionModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(Interaction)
     list_title = show_title = _l("Interactions")
     add_title, edit_title = _l("Add Interaction"), _l("Edit Interaction")
@@ -64,7 +65,7 @@ class InteractionModelView(ModelView):
         item.owner_id = g.user.id
 
 
-class CustomerModelView(ModelView):
+class CustomerModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(Customer)
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
