@@ -152,7 +152,7 @@ def _pybabel(*args: str) -> None:
 def i18n_extract() -> None:
     """提取 app/ 与 templates/ 的待译文字并更新 zh、en 目录 / extract messages, update zh and en catalogs."""
     _pybabel("extract", "-F", "app/translations/babel.cfg", "-k", "_l", "-k", "lazy_gettext",
-             "--add-comments=TRANSLATORS:", "--sort-by-file", "-o", "app/translations/messages.pot",
+             "--add-comments=TRANSLATORS:", "--sort-by-file", "--project=crm", "-o", "app/translations/messages.pot",
              "app", "templates")
     for locale in I18N_LOCALES:
         _pybabel("update", "-i", "app/translations/messages.pot", "-d", "app/translations", "-l", locale,
