@@ -1,4 +1,4 @@
-"""`flask --app run crm ...`: init, seed, worker, cron, jobs."""
+"""`flask --app run crm ...`: init, seed, worker, cron, jobs, i18n."""
 from __future__ import annotations
 
 import json
@@ -130,3 +130,37 @@ def jobs_run(name: str) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(crm)
+
+
+i18n = AppGroup("i18n", help="界面翻译 / UI translation catalogs.")
+crm.add_command(i18n)
+I18N_LOCALES = ("zh", "en")
+
+
+def _pybabel(*args: str) -> None:
+    """Run a pybabel command in-process, from the repository root (so .po locations stay relative)."""
+    import contextlib
+    from pathlib import Path
+
+    from babel.messages.frontend import CommandLineInterface
+
+    with contextlib.chdir(Path(__file__).resolve().parents[1]):
+        CommandLineInterface().run(["pybabel", "-q", *args])
+
+
+@i18n.command("extract")
+def i18n_extract() -> None:
+    """提取 app/ 与 templates/ 的待译文字并更新 zh、en 目录 / extract messages, update zh and en catalogs."""
+    _pybabel("extract", "-F", "app/translations/babel.cfg", "-k", "_l", "-k", "lazy_gettext",
+             "--add-comments=TRANSLATORS:", "--sort-by-file", "--project=crm", "-o", "app/translations/messages.pot",
+             "app", "templates")
+    for locale in I18N_LOCALES:
+        _pybabel("update", "-i", "app/translations/messages.pot", "-d", "app/translations", "-l", locale,
+                 "--no-fuzzy-matching", "--ignore-obsolete", "--init-missing")
+    click.echo("已更新 / updated app/translations/messages.pot and the zh, en catalogs")
+
+
+@i18n.command("compile")
+def i18n_compile() -> None:
+    """把 .po 编译为 .mo / compile the .po catalogs into .mo files."""
+    _pybabel("compile", "-d", "app/translations", "--statistics")

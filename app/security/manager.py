@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.views import UserDBModelView
+from flask_appbuilder.security.views import RoleModelView, UserDBModelView, UserGroupModelView
 from flask_babel import lazy_gettext as _l
 
 from app.models import CrmUser
+from app.views.formatting import LocalizedValuesMixin
 
 
-class CrmUserDBModelView(UserDBModelView):
+def _language_name(code: str | None) -> str:
+    """A user's language as its name ("简体中文", "English") rather than its code."""
+    from flask import current_app
+
+    return current_app.config["LANGUAGES"].get(code, {}).get("name", code or "")
+
+
+class CrmUserDBModelView(LocalizedValuesMixin, UserDBModelView):
     base_filters = [["is_system", FilterEqual, False]]
     list_columns = ["first_name", "last_name", "username", "email", "department", "active", "roles"]
     add_columns = UserDBModelView.add_columns[:5] + ["department", "roles", "groups", "password", "conf_password"]
@@ -18,7 +26,9 @@ class CrmUserDBModelView(UserDBModelView):
         "first_name", "last_name", "username", "active", "email", "department", "roles", "groups", "locale",
     ]
     search_columns = ["first_name", "last_name", "username", "email", "department", "active", "roles", "last_login"]
-    label_columns = {"department": _l("Department"), "locale": _l("Language")}
+    # FAB's own (translated) labels plus ours: replacing the dict would leave English defaults.
+    label_columns = {**UserDBModelView.label_columns, "department": _l("Department"), "locale": _l("Language")}
+    formatters_columns = {"locale": _language_name}
     show_fieldsets = [
         (_l("User info"), {"fields": ["username", "active", "department", "roles", "login_count"]}),
         (_l("Personal Info"), {"fields": ["first_name", "last_name", "email", "locale"], "expanded": True}),
@@ -31,9 +41,27 @@ class CrmUserDBModelView(UserDBModelView):
     ]
 
 
+class CrmRoleModelView(RoleModelView):
+    """FAB's role view with labels for every searchable column (FAB leaves "user" and "groups"
+    unlabelled, so they show in English). Same permission name as FAB's view."""
+
+    class_permission_name = "RoleModelView"
+    label_columns = {**RoleModelView.label_columns, "user": _l("Users"), "groups": _l("Groups")}
+
+
+class CrmGroupModelView(LocalizedValuesMixin, UserGroupModelView):
+    """FAB's group view with translated labels (FAB gives it none). Same permission name."""
+
+    class_permission_name = "UserGroupModelView"
+    label_columns = {"name": _l("Name"), "label": _l("Label"), "description": _l("Description"),
+                     "users": _l("Users"), "roles": _l("Roles")}
+
+
 class CrmSecurityManager(SecurityManager):
     user_model = CrmUser
     userdbmodelview = CrmUserDBModelView
+    rolemodelview = CrmRoleModelView
+    groupmodelview = CrmGroupModelView
 
     def register_views(self) -> None:
         super().register_views()

@@ -10,6 +10,7 @@ from app.models import Contact, Customer, Interaction
 from app.models.dictionary import choices_of
 from app.services.numbering import next_number
 from app.views.formatting import fmt_date, fmt_datetime, fmt_money
+from app.views.formatting import LocalizedValuesMixin
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -39,7 +40,7 @@ _BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start
              "last_contact_at", "total_amount", "main_business", "owner", "department"]
 
 
-class ContactModelView(ModelView):
+class ContactModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(Contact)
     list_title = show_title = _l("Contacts")
     add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
@@ -52,7 +53,7 @@ class ContactModelView(ModelView):
     formatters_columns = FORMATTERS
 
 
-class InteractionModelView(ModelView):
+class InteractionModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(Interaction)
     list_title = show_title = _l("Interactions")
     add_title, edit_title = _l("Add Interaction"), _l("Edit Interaction")
@@ -70,7 +71,7 @@ class InteractionModelView(ModelView):
         item.owner_id = g.user.id
 
 
-class CustomerModelView(ModelView):
+class CustomerModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(Customer)
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")

@@ -4,13 +4,14 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
 
 from app.models import DictionaryItem, DictionaryType
+from app.views.formatting import LocalizedValuesMixin
 
 _LABELS = {"key": _l("Key"), "name": _l("Name"), "name_en": _l("English name"), "code": _l("Code"),
            "sort": _l("Sort order"), "active": _l("Active"), "type": _l("Dictionary"),
            "items": _l("Items")}
 
 
-class DictionaryItemModelView(ModelView):
+class DictionaryItemModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(DictionaryItem)
     list_title = show_title = _l("Dictionary Items")
     add_title = _l("Add Dictionary Item")
@@ -24,7 +25,7 @@ class DictionaryItemModelView(ModelView):
     page_size = 50
 
 
-class DictionaryTypeModelView(ModelView):
+class DictionaryTypeModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(DictionaryType)
     list_title = show_title = _l("Dictionaries")
     add_title = _l("Add Dictionary")

@@ -1,11 +1,13 @@
 """Display helpers shared by the views: dates without microseconds, blanks instead of None,
-and a visible placeholder for "no value" in select boxes."""
+是/否 for booleans (FAB prints Python's None/True/False, English on a Chinese screen), and a
+visible placeholder for "no value" in select boxes."""
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
 
 from flask_appbuilder.fields import QuerySelectField
+from flask_babel import gettext
 
 
 def fmt_datetime(value: datetime | None) -> str:
@@ -32,3 +34,21 @@ def _iter_choices_with_placeholder(self):
 
 
 QuerySelectField.iter_choices = _iter_choices_with_placeholder
+
+def display_value(value):
+    if value is None:
+        return ""
+    if value is True:
+        return gettext("Yes")
+    if value is False:
+        return gettext("No")
+    return value
+
+
+class LocalizedValuesMixin:
+    """Empty cells for NULL and 是/否 (Yes/No) for booleans, unless a view sets its own formatter."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        columns = list(self.list_columns or []) + list(self.show_columns or [])
+        self.formatters_columns = {**{c: display_value for c in columns}, **(self.formatters_columns or {})}

@@ -4,9 +4,10 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
 
 from app.models import Department
+from app.views.formatting import LocalizedValuesMixin
 
 
-class DepartmentModelView(ModelView):
+class DepartmentModelView(LocalizedValuesMixin, ModelView):
     datamodel = SQLAInterface(Department)
     list_title = show_title = _l("Departments")
     add_title = _l("Add Department")
