@@ -46,12 +46,14 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     from flask_appbuilder import AppBuilder
 
     from app.extensions import csrf, db, migrate
+    from app.security import csrf as api_csrf
     from app.security import sessions
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     csrf.init_app(app)
     sessions.init_app(app)  # before FAB's own before_request: a revoked session never reaches a view
+    api_csrf.init_app(app)  # cookie-authenticated API writes need the CSRF header too
     with app.app_context():
         from app import models  # noqa: F401  (register every model on FAB metadata)
 

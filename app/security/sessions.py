@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 from flask import Flask, current_app, request, session
 from flask_login import current_user, logout_user, user_logged_in, user_logged_out
+from sqlalchemy import delete, event
+from sqlalchemy.orm import Session
 
 SESSION_KEY = "_crm_sid"
 _TOUCH_EVERY = timedelta(minutes=5)
@@ -82,6 +84,19 @@ def end_sessions_of(user_id: int) -> int:
     n = db.session.query(UserSession).filter_by(user_id=user_id).delete()
     db.session.commit()
     return n
+
+
+@event.listens_for(Session, "before_flush")
+def _end_sessions_of_disabled_users(db_session, flush_context, instances) -> None:  # noqa: ARG001
+    """A user saved as inactive (admin UI, API, CLI) loses every session in the same
+    transaction, so re-enabling the account later does not bring an old cookie back."""
+    from app.models import CrmUser, UserSession
+
+    ids = [obj.id for obj in db_session.dirty
+           if isinstance(obj, CrmUser) and obj.id is not None and obj.active is False]
+    if ids:
+        db_session.connection().execute(
+            delete(UserSession.__table__).where(UserSession.__table__.c.user_id.in_(ids)))
 
 
 def purge_expired() -> int:
