@@ -115,9 +115,10 @@ def _fields(rec: dict, where: str, problems: _Problems, required: tuple, optiona
 def _parse_departments(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
     out = []
     for rec in doc.get("records") or []:
+        if isinstance(rec, dict) and rec.get("key"):  # known even if invalid: no follow-on errors in roles
+            ctx["departments"].add(rec["key"])
         r = _fields(rec, rel, problems, ("key", "name"), ("name_en",))
         if r:
-            ctx["departments"].add(r["key"])
             out.append(_Record("department", r["key"], {"key": r["key"], "name": r["name"], "name_en": r.get("name_en")},
                                f"{rel}:{r[LINE]}", r.get("noupdate", doc.get("noupdate", False))))
     return out
@@ -284,7 +285,12 @@ def read_manifest(section: str = "load") -> tuple[list[_Record], _Problems]:
         if doc is None:
             continue
         if not isinstance(doc, dict) or doc.get("kind") not in PARSERS:
-            problems.add(f"{rel}:1", f"必须声明 kind（{', '.join(PARSERS)}）", f"must declare kind ({', '.join(PARSERS)})")
+            kinds = ", ".join(PARSERS)
+            if isinstance(doc, dict) and doc.get("kind"):
+                problems.add(f"{rel}:{doc.get(LINE, 1)}", f"未知的 kind '{doc['kind']}'（可用：{kinds}）",
+                             f"unknown kind '{doc['kind']}' (one of: {kinds})")
+            else:
+                problems.add(f"{rel}:1", f"必须声明 kind（{kinds}）", f"must declare kind ({kinds})")
             continue
         if not isinstance(doc.get("records"), list):
             problems.add(f"{rel}:{doc.get(LINE, 1)}", "缺少 records 列表", "missing a 'records' list")
