@@ -172,7 +172,8 @@ def broken_seeds(tmp_path):
         "  - key: sales\n"                # 12: duplicate key
         "    name: 销售二部\n"
         "  - key: legal\n"                # 14: a valid new record, must not be written
-        "    name: 法务部门\n", encoding="utf-8")
+        "    name: 法务部门\n"
+        "  - just a word\n", encoding="utf-8")  # 16: not a mapping
     _append(seeds / "dictionaries" / "priority.csv", "zz,紧急二,Urgent 2,extra\n")
     csv_line = len((seeds / "dictionaries" / "priority.csv").read_text(encoding="utf-8").splitlines())
     roles = seeds / "roles.yaml"
@@ -189,6 +190,7 @@ def broken_seeds(tmp_path):
         ("seeds/departments.yaml:6:", "colour"),
         ("seeds/departments.yaml:11:", "'key'"),
         ("seeds/departments.yaml:12:", "sales"),
+        ("seeds/departments.yaml:16:", "mapping"),
         (f"seeds/dictionaries/priority.csv:{csv_line}:", "4"),
         (f"seeds/roles.yaml:{_line_of(roles, 'key: sales_staff')}:", "can_fly"),
         ("seeds/broken.yaml:", "YAML"),
