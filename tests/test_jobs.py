@@ -11,7 +11,6 @@ import time
 import uuid
 from html import unescape
 
-
 from conftest import ADMIN_PASSWORD, ROOT, flask_cmd, subprocess_env
 
 PROBE = "tests.jobfuncs:probe"
@@ -122,10 +121,15 @@ def test_same_periodic_slot_twice_runs_once(app, tmp_path):
 
 def test_failing_job_is_retried_with_backoff_then_listed_as_failed(app, rq_worker, admin_client,
                                                                     tmp_path, monkeypatch):
-    monkeypatch.setitem(app.config, "CRM_JOB_RETRY_INTERVALS", [1, 2])
+    # (RQ schedules retries on whole seconds, so a retry may come up to 1 s early)
+    monkeypatch.setitem(app.config, "CRM_JOB_RETRY_INTERVALS", [2, 3])
     out, k = tmp_path / "boom.txt", key()
     job_id = enqueue(app, BOOM, str(out), run_key=k)
 
+    wait_for(lambda: len(lines(out)) >= 1, 20, "the first attempt")
+    # between attempts the retry waits, and the status page says so
+    wait_for(lambda: _queue_cells(admin_client.get("/system/status/").get_data(as_text=True),
+                                  "default")["scheduled"] == 1, 5, "a scheduled retry on the status page")
     wait_for(lambda: len(lines(out)) >= 3, 30, "three attempts")
     row = wait_status(app, BOOM, k, "failed")
     from app.jobs.queue import get_queue
@@ -136,8 +140,8 @@ def test_failing_job_is_retried_with_backoff_then_listed_as_failed(app, rq_worke
         wait_for(lambda: job_id in failed.get_job_ids(), 10, "the job in the failed registry")
     time.sleep(1.5)  # no fourth attempt after the last retry
     times = [float(t) for t in lines(out)]
-    assert len(times) == 3, "1 try + 2 retries (CRM_JOB_RETRY_INTERVALS=[1, 2])"
-    assert times[1] - times[0] >= 0.9 and times[2] - times[1] >= 1.9, f"no backoff: {times}"
+    assert len(times) == 3, "1 try + 2 retries (CRM_JOB_RETRY_INTERVALS=[2, 3])"
+    assert times[1] - times[0] >= 1.0 and times[2] - times[1] >= 2.0, f"no backoff: {times}"
 
     row = run_row(app, BOOM, k)
     assert row["status"] == "failed" and row["attempts"] == 3
