@@ -26,6 +26,7 @@ def seed_dir() -> Path:
     """seeds/ of the repository, or the folder named by the CRM_SEED_DIR setting."""
     return Path(current_app.config.get("CRM_SEED_DIR") or SEED_DIR)
 LINE = "__line__"
+ITEM_LINES = "__item_lines__"  # on a file's top mapping: the line of each entry under 'records'
 
 
 class SeedError(Exception):
@@ -43,6 +44,9 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
     mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
     mapping[LINE] = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        if getattr(key_node, "value", None) == "records" and isinstance(value_node, yaml.SequenceNode):
+            mapping[ITEM_LINES] = [item.start_mark.line + 1 for item in value_node.value]
     return mapping
 
 
@@ -91,9 +95,17 @@ def _read_yaml(path: Path, rel: str, problems: _Problems) -> Any:
     return None
 
 
-def _fields(rec: dict, where: str, problems: _Problems, required: tuple, optional: tuple) -> dict | None:
+def _records(doc: dict) -> list[tuple[Any, int | None]]:
+    """Each entry under 'records' with its line."""
+    records = doc.get("records") or []
+    lines = doc.get(ITEM_LINES) or []
+    return [(rec, lines[i] if i < len(lines) else None) for i, rec in enumerate(records)]
+
+
+def _fields(rec: dict, where: str, problems: _Problems, required: tuple, optional: tuple,
+            line: int | None = None) -> dict | None:
     if not isinstance(rec, dict):
-        problems.add(where, "每条记录必须是键值对", "each record must be a mapping")
+        problems.add(f"{where}:{line}" if line else where, "每条记录必须是键值对", "each record must be a mapping")
         return None
     ok = True
     for name in required:
@@ -114,10 +126,11 @@ def _fields(rec: dict, where: str, problems: _Problems, required: tuple, optiona
 
 def _parse_departments(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
     out = []
-    for rec in doc.get("records") or []:
-        r = _fields(rec, rel, problems, ("key", "name"), ("name_en",))
+    for rec, line in _records(doc):
+        if isinstance(rec, dict) and rec.get("key"):  # known even if invalid: no follow-on errors in roles
+            ctx["departments"].add(rec["key"])
+        r = _fields(rec, rel, problems, ("key", "name"), ("name_en",), line)
         if r:
-            ctx["departments"].add(r["key"])
             out.append(_Record("department", r["key"], {"key": r["key"], "name": r["name"], "name_en": r.get("name_en")},
                                f"{rel}:{r[LINE]}", r.get("noupdate", doc.get("noupdate", False))))
     return out
@@ -126,8 +139,8 @@ def _parse_departments(doc: dict, rel: str, problems: _Problems, ctx: dict) -> l
 def _parse_dictionaries(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
     out = []
     base = seed_dir() / Path(rel).parent.relative_to("seeds")
-    for rec in doc.get("records") or []:
-        r = _fields(rec, rel, problems, ("key", "name", "items"), ("name_en",))
+    for rec, line in _records(doc):
+        r = _fields(rec, rel, problems, ("key", "name", "items"), ("name_en",), line)
         if not r:
             continue
         noupdate = r.get("noupdate", doc.get("noupdate", False))
@@ -173,8 +186,9 @@ def _parse_dictionary_csv(path: Path, rel: str, type_key: str, problems: _Proble
 def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
     out = []
     known = ctx["permissions"]()
-    for rec in doc.get("records") or []:
-        r = _fields(rec, rel, problems, ("key", "name"), ("department", "description", "grants", "menus", "all_permissions"))
+    for rec, line in _records(doc):
+        r = _fields(rec, rel, problems, ("key", "name"), ("department", "description", "grants", "menus", "all_permissions"),
+                    line)
         if not r:
             continue
         where = f"{rel}:{r[LINE]}"
@@ -284,7 +298,12 @@ def read_manifest(section: str = "load") -> tuple[list[_Record], _Problems]:
         if doc is None:
             continue
         if not isinstance(doc, dict) or doc.get("kind") not in PARSERS:
-            problems.add(f"{rel}:1", f"必须声明 kind（{', '.join(PARSERS)}）", f"must declare kind ({', '.join(PARSERS)})")
+            kinds = ", ".join(PARSERS)
+            if isinstance(doc, dict) and doc.get("kind"):
+                problems.add(f"{rel}:{doc.get(LINE, 1)}", f"未知的 kind '{doc['kind']}'（可用：{kinds}）",
+                             f"unknown kind '{doc['kind']}' (one of: {kinds})")
+            else:
+                problems.add(f"{rel}:1", f"必须声明 kind（{kinds}）", f"must declare kind ({kinds})")
             continue
         if not isinstance(doc.get("records"), list):
             problems.add(f"{rel}:{doc.get(LINE, 1)}", "缺少 records 列表", "missing a 'records' list")
