@@ -38,6 +38,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     elif config is not None:
         app.config.from_object(config)
 
+    app.json.ensure_ascii = False  # Chinese stays readable in API answers
     from app.security.passwords import validate_password
 
     app.config["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = validate_password

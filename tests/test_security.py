@@ -21,7 +21,6 @@ import pytest
 from conftest import ADMIN_PASSWORD, ROOT, USER_PASSWORD, csrf_token, flask_cmd, login, subprocess_env
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-ZH_CATALOG = ROOT / "app" / "translations" / "zh"
 GOOD_PASSPHRASE = "tea-kettle on the 9th floor"
 
 
@@ -37,14 +36,9 @@ def _zh(app, msgid: str, **kw) -> str:
 
 
 def assert_chinese_message(app, body: str, msgid: str, **kw) -> None:
-    """The body shows ``msgid`` in Chinese. Needs the zh catalog (the i18n work): until it is in
-    this tree the check is an expected failure, after that it is strict."""
+    """The body shows ``msgid`` in Chinese (from the zh catalog)."""
     expected = _zh(app, msgid, **kw)
     body = html.unescape(body)
-    if not ZH_CATALOG.is_dir():
-        english = msgid % kw if kw else msgid
-        assert english in body, body[:2000]  # at least the readable English message
-        pytest.xfail(f"no zh catalog in {ZH_CATALOG} yet: {msgid!r} is shown in English")
     assert CJK.search(expected), f"{msgid!r} has no Chinese translation"
     assert expected in body, body[:2000]
 

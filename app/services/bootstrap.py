@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import force_locale
 from flask_migrate import upgrade
 
 from app.extensions import appbuilder, db
@@ -64,8 +65,10 @@ def ensure_admin() -> tuple[bool, str | None]:
         password = secrets.token_urlsafe(12)
     else:
         problem = password_problem(password)
-        if problem:
-            raise ValueError(f"CRM_ADMIN_PASSWORD: {problem}")
+        if problem:  # the console has no user language: say it in both
+            with force_locale("en"):
+                english = password_problem(password)
+            raise ValueError(f"CRM_ADMIN_PASSWORD: {problem} / {english}")
     role = sm.find_role(current_app.config["AUTH_ROLE_ADMIN"])
     user = sm.add_user("admin", "管理员", "Admin", "admin@localhost.invalid", role, password=password)
     if not user:
