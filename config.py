@@ -48,6 +48,7 @@ def _flag(name: str, default: str = "0") -> bool:
 class Config:
     APP_NAME = "客户关系管理后台"
     APP_THEME = ""
+    FAB_BASE_TEMPLATE = "crm/base.html"  # FAB's layout plus app/static/css/crm.css
     SECRET_KEY = _secret_key()
     SQLALCHEMY_DATABASE_URI = _database_url()
     SQLALCHEMY_TRACK_MODIFICATIONS = False

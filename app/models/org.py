@@ -31,10 +31,15 @@ class CrmUser(User):
     locale = Column(String(10), nullable=True)
     is_system = Column(Boolean, nullable=False, default=False, server_default="0")
 
+    def get_full_name(self) -> str:
+        return repr(self)
+
     def __repr__(self) -> str:
         """Chinese names read surname first with no space (李娜); others 'First Last'."""
         first, last = self.first_name or "", self.last_name or ""
-        if any("\u4e00" <= ch <= "\u9fff" for ch in first + last):
+        def cjk(text: str) -> bool:
+            return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+        if cjk(first) and (cjk(last) or not last):
             return f"{last}{first}"
         return f"{first} {last}".strip()
 

@@ -20,7 +20,8 @@ def _language_name(code: str | None) -> str:
 
 class CrmUserDBModelView(LocalizedValuesMixin, UserDBModelView):
     base_filters = [["is_system", FilterEqual, False]]
-    list_columns = ["first_name", "last_name", "username", "email", "department", "active", "roles"]
+    list_columns = ["last_name", "first_name", "username", "email", "department", "active", "roles"]
+    formatters_columns = {"roles": lambda roles: "、".join(str(r) for r in roles or [])}
     add_columns = UserDBModelView.add_columns[:5] + ["department", "roles", "groups", "password", "conf_password"]
     edit_columns = [
         "first_name", "last_name", "username", "active", "email", "department", "roles", "groups", "locale",
@@ -47,6 +48,9 @@ class CrmRoleModelView(RoleModelView):
 
     class_permission_name = "RoleModelView"
     label_columns = {**RoleModelView.label_columns, "user": _l("Users"), "groups": _l("Groups")}
+    # FAB lists every permission of every role as raw English text, squeezing the role names
+    # into a sliver; the list shows names, the show page the permissions.
+    list_columns = ["name"]
 
 
 class CrmGroupModelView(LocalizedValuesMixin, UserGroupModelView):

@@ -91,6 +91,7 @@ def _load_demo(n: int) -> dict:
             name = (city + rnd.choice(words["trade_names"]) + rnd.choice(words["industry_words"][industry_code])
                     + rnd.choice(words["company_suffixes"]))
         owner = rnd.choice(sales) if sales else None
+        staff = rnd.choice([15, 40, 120, 300, 800, 2500])
         first_contact = date.today() - timedelta(days=rnd.randint(30, 1500))
         ctype = rnd.choice(["prospect", "intent", "won", "won", "lost"])
         c = Customer(
@@ -98,14 +99,15 @@ def _load_demo(n: int) -> dict:
             name=name,
             kind=dicts["customer_kind"].get("person" if person else "org"),
             industry=dicts["industry"].get(industry_code),
-            scale=dicts["customer_scale"].get("individual" if person else rnd.choice(["large", "sme", "sme"])),
-            staff_count=None if person else rnd.choice([15, 40, 120, 300, 800, 2500]),
+            scale=dicts["customer_scale"].get("individual" if person else "large" if staff >= 1000 else "sme"),
+            staff_count=None if person else staff,
             type=dicts["customer_type"].get(ctype),
             level=dicts["customer_level"].get(rnd.choice("AABBBCC")),
             source=dicts["customer_source"].get(rnd.choice(["exhibition", "referral", "online", "visit"])),
             region=dicts["region"].get(words["city_regions"].get(city, "east")),
             first_contact_date=first_contact,
-            cooperation_start=first_contact + timedelta(days=rnd.randint(10, 200)) if ctype == "won" else None,
+            cooperation_start=min(first_contact + timedelta(days=rnd.randint(10, 200)), date.today())
+            if ctype == "won" else None,
             total_amount=Decimal(rnd.randint(1, 900) * 1000) if ctype == "won" else Decimal(0),
             main_business=None if person else rnd.choice(words["industry_words"][industry_code]),
             owner=owner, department=owner.department if owner else None,

@@ -11,7 +11,7 @@ from flask_babel import gettext
 
 
 def fmt_datetime(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+    return value.strftime("%Y-%m-%d\u00a0%H:%M") if value else ""  # no line break inside
 
 
 def fmt_date(value: date | None) -> str:

@@ -21,6 +21,7 @@ class SystemStatusView(BaseView):
     @expose("/status/")
     @has_access
     def index(self):
+        self.update_redirect()  # so that switching the language comes back here
         return self.render_template("crm/system_status.html", info=status(), title=_l("System Status"))
 
     @expose("/jobs/<name>/run", methods=["POST"])
