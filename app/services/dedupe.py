@@ -254,10 +254,19 @@ def find_duplicates(name: str | None, credit_code: str | None, phones: Iterable[
     Each key is one indexed equality (or IN) query, bounded by MATCH_LIMIT.
     """
     from app.extensions import db
-    from app.models import Contact, Customer
 
     if viewer is _DEFAULT:
         viewer = _current_viewer()
+    # The look-up must not flush what is being checked (an API PUT has already loaded the new
+    # values into the row): it reads what is stored, and the row itself is excluded anyway.
+    with db.session.no_autoflush:
+        return _find(name, credit_code, phones, exclude_id, match_name, exclude_contact_id, viewer)
+
+
+def _find(name, credit_code, phones, exclude_id, match_name, exclude_contact_id, viewer) -> list[Clash]:
+    from app.extensions import db
+    from app.models import Contact, Customer
+
     found: dict[int, Clash] = {}
 
     def add(customer, key: str, phone: str | None = None) -> None:
@@ -274,7 +283,8 @@ def find_duplicates(name: str | None, credit_code: str | None, phones: Iterable[
         q = select(Customer).options(joinedload(Customer.owner)).where(*where)
         if exclude_id is not None:
             q = q.where(Customer.id != exclude_id)
-        return db.session.execute(q.order_by(Customer.id).limit(MATCH_LIMIT)).unique().scalars()
+        # No ORDER BY: with one, a planner may walk the primary key instead of the key's index.
+        return sorted(db.session.execute(q.limit(MATCH_LIMIT)).unique().scalars(), key=lambda c: c.id)
 
     name_key = normalise_name(name) if match_name else ""
     if name_key:
@@ -292,12 +302,21 @@ def find_duplicates(name: str | None, credit_code: str | None, phones: Iterable[
             q = q.where(Contact.customer_id != exclude_id)
         if exclude_contact_id is not None:
             q = q.where(Contact.id != exclude_contact_id)
-        for phone_key, c in db.session.execute(q.order_by(Contact.id).limit(MATCH_LIMIT)).unique():
+        rows = sorted(db.session.execute(q.limit(MATCH_LIMIT)).unique(), key=lambda r: r[1].id)
+        for phone_key, c in rows:
             add(c, "phone", phone_key)
     return list(found.values())
 
 
 # -- checks for the views, the API and the importer --------------------------------------------
+
+class CustomerDuplicateError(Exception):
+    """Raised by the API's pre_add/pre_update when a check fails; carries the CheckResult."""
+
+    def __init__(self, result: "CheckResult"):
+        self.result = result
+        super().__init__("; ".join(m for ms in result.errors.values() for m in ms))
+
 
 @dataclass
 class CheckResult:

@@ -1,13 +1,19 @@
 """Customer files (客户档案), contacts and interaction records: list/add/edit/show and REST."""
 from __future__ import annotations
 
+from typing import Callable
+
 from flask import g
 from flask_appbuilder import ModelRestApi, ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
 
+from app.extensions import db
 from app.models import Contact, Customer, Interaction
 from app.models.dictionary import choices_of
+from app.services.dedupe import (
+    CheckResult, CustomerDuplicateError, check_contact_phone, check_customer,
+)
 from app.services.numbering import next_number
 
 LABELS = {
@@ -35,6 +41,59 @@ _BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start
              "last_contact_at", "total_amount", "main_business", "owner", "department"]
 
 
+def _field(form, name: str):
+    return form[name].data if name in form else None
+
+
+def _check_customer_form(form) -> CheckResult:
+    # FAB sets form._id to the edited row's key before validating ("trick to pass unique
+    # validation"); it is absent on add.
+    return check_customer(_field(form, "name"), _field(form, "credit_code"),
+                          getattr(_field(form, "kind"), "code", None), exclude_id=getattr(form, "_id", None))
+
+
+def _check_contact_form(form) -> CheckResult:
+    return check_contact_phone(_field(form, "phone"), getattr(_field(form, "customer"), "id", None),
+                               contact_id=getattr(form, "_id", None))
+
+
+def _with_check(form_cls, check: Callable[..., CheckResult]):
+    """The FAB form class, validated further by ``check``: its messages land on the fields they
+    concern (a field missing from the form passes its messages to the first field), so the user
+    reads which customer clashes right next to the name, credit code or phone."""
+    class CheckedForm(form_cls):
+        def validate(self, extra_validators=None):
+            valid = super().validate(extra_validators=extra_validators)
+            result = check(self)
+            for name, messages in result.errors.items():
+                target = self[name] if name in self else next(iter(self), None)
+                if target is not None:
+                    target.errors = list(target.errors) + messages
+            return valid and result.ok
+
+    CheckedForm.__name__ = form_cls.__name__
+    return CheckedForm
+
+
+class _CheckedApi(ModelRestApi):
+    """POST/PUT answer 422 with the field messages and the clash list when pre_add/pre_update
+    raise CustomerDuplicateError; nothing is saved (the loaded changes are rolled back)."""
+
+    def post_headless(self):
+        try:
+            return super().post_headless()
+        except CustomerDuplicateError as exc:
+            db.session.rollback()
+            return self.response(422, **exc.result.as_dict())
+
+    def put_headless(self, pk):
+        try:
+            return super().put_headless(pk)
+        except CustomerDuplicateError as exc:
+            db.session.rollback()
+            return self.response(422, **exc.result.as_dict())
+
+
 class ContactModelView(ModelView):
     datamodel = SQLAInterface(Contact)
     list_title = show_title = _l("Contacts")
@@ -45,6 +104,11 @@ class ContactModelView(ModelView):
     show_columns = add_columns + ["changed_on"]
     search_columns = ["name", "phone", "email"]
     label_columns = LABELS
+
+    def _init_forms(self) -> None:
+        super()._init_forms()
+        self.add_form = _with_check(self.add_form, _check_contact_form)
+        self.edit_form = _with_check(self.edit_form, _check_contact_form)
 
 
 class InteractionModelView(ModelView):
@@ -89,6 +153,11 @@ class CustomerModelView(ModelView):
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
+    def _init_forms(self) -> None:
+        super()._init_forms()
+        self.add_form = _with_check(self.add_form, _check_customer_form)
+        self.edit_form = _with_check(self.edit_form, _check_customer_form)
+
     def pre_add(self, item: Customer) -> None:
         item.customer_no = next_number("C")
         if item.owner is None and item.owner_id is None:
@@ -97,7 +166,20 @@ class CustomerModelView(ModelView):
             item.department_id = getattr(g.user, "department_id", None)
 
 
-class CustomerApi(ModelRestApi):
+def _check_customer_item(item: Customer) -> None:
+    result = check_customer(item.name, item.credit_code, getattr(item.kind, "code", None), exclude_id=item.id)
+    if not result.ok:
+        raise CustomerDuplicateError(result)
+
+
+def _check_contact_item(item: Contact) -> None:
+    customer_id = item.customer.id if item.customer is not None else item.customer_id
+    result = check_contact_phone(item.phone, customer_id, contact_id=item.id)
+    if not result.ok:
+        raise CustomerDuplicateError(result)
+
+
+class CustomerApi(_CheckedApi):
     resource_name = "customer"
     datamodel = SQLAInterface(Customer)
     allow_browser_login = True
@@ -114,12 +196,16 @@ class CustomerApi(ModelRestApi):
     search_columns = ["customer_no", "name", "credit_code", "industry", "level", "region"]
 
     def pre_add(self, item: Customer) -> None:
+        _check_customer_item(item)  # before a number is taken
         item.customer_no = next_number("C")
         item.owner_id = item.owner_id or g.user.id
         item.department_id = item.department_id or getattr(g.user, "department_id", None)
 
+    def pre_update(self, item: Customer) -> None:
+        _check_customer_item(item)
 
-class ContactApi(ModelRestApi):
+
+class ContactApi(_CheckedApi):
     resource_name = "contact"
     datamodel = SQLAInterface(Contact)
     allow_browser_login = True
@@ -127,3 +213,9 @@ class ContactApi(ModelRestApi):
     show_columns = list_columns + ["im_account", "preference"]
     add_columns = edit_columns = ["customer", "name", "title", "phone", "email", "im_account",
                                   "preference", "is_primary"]
+
+    def pre_add(self, item: Contact) -> None:
+        _check_contact_item(item)
+
+    def pre_update(self, item: Contact) -> None:
+        _check_contact_item(item)
