@@ -490,3 +490,11 @@ def test_api_contact_phone_clash(app, admin_client, make_customer):
     # the same customer may list the same switchboard twice
     resp = admin_client.post("/api/v1/contact/", json={"customer": owner_id, "name": "前台", "phone": phone})
     assert resp.status_code == 201, resp.get_json()
+
+
+def test_api_legacy_bad_code_does_not_block_other_edits(app, admin_client, make_customer):
+    cid, _ = make_customer(_unique("大连") + "有限公司", "91110000600037341K")  # stored before the check
+    resp = admin_client.put(f"/api/v1/customer/{cid}", json={"remark": "只改备注"})
+    assert resp.status_code == 200, resp.get_json()
+    resp = admin_client.put(f"/api/v1/customer/{cid}", json={"credit_code": "91110000600037341M"})
+    assert resp.status_code == 422 and "credit_code" in resp.get_json()["message"]

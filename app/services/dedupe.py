@@ -40,7 +40,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from flask import current_app, g, has_request_context
+from flask import current_app, g, has_app_context
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -232,7 +232,7 @@ def may_see_owner(viewer, customer) -> bool:
 
 
 def _current_viewer():
-    if has_request_context() or "user" in g:
+    if has_app_context():
         user = g.get("user")
         if user is not None and getattr(user, "is_authenticated", True):
             return user
@@ -335,15 +335,28 @@ class CheckResult:
         return {"message": self.errors, "clashes": [c.as_dict() for c in self.clashes]}
 
 
+def _stored_credit_code(customer_id: int) -> str:
+    from app.extensions import db
+    from app.models import Customer
+
+    with db.session.no_autoflush:
+        stored = db.session.execute(select(Customer.credit_code).where(Customer.id == customer_id)).scalar()
+    return normalise_credit_code(stored)
+
+
 def check_customer(name: str | None, credit_code: str | None, kind_code: str | None = None,
                    exclude_id: int | None = None, phones: Iterable[str | None] = (),
                    viewer: Any = _DEFAULT) -> CheckResult:
     """Everything that stops a customer from being saved as a file of its own: an invalid
     credit code (organisations; an individual's field holds an ID or passport number) and
-    clashes with existing customers, each message on the field that matched."""
+    clashes with existing customers, each message on the field that matched.
+
+    On edit (``exclude_id``) a credit code is only validated when it changes, so that a legacy
+    row with a bad code can still have its other fields updated."""
     result = CheckResult()
     person = kind_code == "person"
-    if normalise_credit_code(credit_code) and not person:
+    code = normalise_credit_code(credit_code)
+    if code and not person and not (exclude_id is not None and code == _stored_credit_code(exclude_id)):
         reason = validate_credit_code(credit_code)
         if reason:
             result.add("credit_code", reason)

@@ -59,14 +59,17 @@ def _check_contact_form(form) -> CheckResult:
 
 def _with_check(form_cls, check: Callable[..., CheckResult]):
     """The FAB form class, validated further by ``check``: its messages land on the fields they
-    concern (a field missing from the form passes its messages to the first field), so the user
+    concern (a field missing from the form passes its messages to the name), so the user
     reads which customer clashes right next to the name, credit code or phone."""
+    def target_of(form, name: str):
+        return form[name] if name in form else form["name"] if "name" in form else None
+
     class CheckedForm(form_cls):
         def validate(self, extra_validators=None):
             valid = super().validate(extra_validators=extra_validators)
             result = check(self)
             for name, messages in result.errors.items():
-                target = self[name] if name in self else next(iter(self), None)
+                target = target_of(self, name)
                 if target is not None:
                     target.errors = list(target.errors) + messages
             return valid and result.ok
