@@ -25,21 +25,27 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINE = os.environ.get("CRM_TEST_ENGINE", "sqlite")
 ADMIN_PASSWORD = "Admin-Test-Pass-2024"
 USER_PASSWORD = "Staff-Test-Pass-2024"
-_TMP = Path(tempfile.mkdtemp(prefix="crm-test-"))
-_PG_DB = f"crm_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-
-os.environ["CRM_INSTANCE_DIR"] = str(_TMP / "instance")
-os.environ["CRM_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-os.environ.pop("SECRET_KEY", None)
-if ENGINE == "postgresql":
-    import psycopg
-
-    admin_url = os.environ.get("CRM_TEST_ADMIN_URL", "postgresql://crm_test:crm_test@127.0.0.1:5432/postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{_PG_DB}"')
-    os.environ["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + _PG_DB
+# Imported a second time under another name (``tests.conftest``), this module must not make a
+# second temp dir or database: the environment below is what every subprocess inherits.
+if os.environ.get("_CRM_TEST_PID") == str(os.getpid()):
+    _TMP = Path(os.environ["_CRM_TEST_TMP"])
+    _PG_DB = os.environ["_CRM_TEST_PG_DB"]
 else:
-    os.environ.pop("DATABASE_URL", None)
+    _TMP = Path(tempfile.mkdtemp(prefix="crm-test-"))
+    _PG_DB = f"crm_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    os.environ.update(_CRM_TEST_PID=str(os.getpid()), _CRM_TEST_TMP=str(_TMP), _CRM_TEST_PG_DB=_PG_DB)
+    os.environ["CRM_INSTANCE_DIR"] = str(_TMP / "instance")
+    os.environ["CRM_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    os.environ.pop("SECRET_KEY", None)
+    if ENGINE == "postgresql":
+        import psycopg
+
+        admin_url = os.environ.get("CRM_TEST_ADMIN_URL", "postgresql://crm_test:crm_test@127.0.0.1:5432/postgres")
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{_PG_DB}"')
+        os.environ["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + _PG_DB
+    else:
+        os.environ.pop("DATABASE_URL", None)
 
 from app import create_app  # noqa: E402
 from config import TestConfig  # noqa: E402
@@ -133,7 +139,13 @@ def login(client, username: str, password: str, follow: bool = False):
 
 
 @pytest.fixture()
-def admin_client(client):
+def admin_client(app, client):
+    """Logged in as admin, in the default language (a test may have switched admin to English)."""
+    from app.extensions import appbuilder, db
+
+    with app.app_context():
+        appbuilder.sm.find_user(username="admin").locale = None
+        db.session.commit()
     resp = login(client, "admin", ADMIN_PASSWORD)
     assert resp.status_code == 302 and "/login" not in resp.headers["Location"]
     return client

@@ -6,9 +6,11 @@ from datetime import datetime
 from flask_appbuilder import Model
 from flask_appbuilder.models.mixins import AuditMixin
 from sqlalchemy import (
-    Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text,
+    Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, event,
 )
 from sqlalchemy.orm import relationship
+
+from app.services.dedupe import normalise_credit_code, normalise_name, normalise_phone
 
 
 def _dict_fk(name: str):
@@ -20,9 +22,11 @@ class Customer(AuditMixin, Model):
     id = Column(Integer, primary_key=True)
     customer_no = Column(String(40), unique=True, nullable=False)
     name = Column(String(200), nullable=False, index=True)
+    # normalise_name(name), kept by the listeners below: the dedupe look-up key (一户一档)
+    name_key = Column(String(200), index=True)
     kind_id = _dict_fk("kind_id")
     kind = relationship("DictionaryItem", foreign_keys=[kind_id])
-    credit_code = Column(String(32), index=True)  # 统一社会信用代码 or ID no.
+    credit_code = Column(String(32), index=True)  # 统一社会信用代码 or ID no., stored normalised
     industry_id = _dict_fk("industry_id")
     industry = relationship("DictionaryItem", foreign_keys=[industry_id])
     scale_id = _dict_fk("scale_id")
@@ -40,7 +44,7 @@ class Customer(AuditMixin, Model):
     first_contact_date = Column(Date)
     cooperation_start = Column(Date)
     last_contact_at = Column(DateTime, index=True)
-    total_amount = Column(Numeric(16, 2), nullable=False, default=0)
+    total_amount = Column(Numeric(16, 2), default=0)  # NULL = not known (e.g. left blank)
     main_business = Column(String(200))
     owner_id = Column(Integer, ForeignKey("ab_user.id"), index=True)
     owner = relationship("CrmUser", foreign_keys=[owner_id])
@@ -62,6 +66,7 @@ class Contact(AuditMixin, Model):
     name = Column(String(100), nullable=False)
     title = Column(String(100))
     phone = Column(String(40), index=True)
+    phone_key = Column(String(40), index=True)  # normalise_phone(phone): the dedupe look-up key
     email = Column(String(200))
     im_account = Column(String(100))
     preference = Column(String(200))
@@ -69,3 +74,17 @@ class Contact(AuditMixin, Model):
 
     def __repr__(self) -> str:
         return self.name
+
+
+@event.listens_for(Customer, "before_insert")
+@event.listens_for(Customer, "before_update")
+def _customer_keys(mapper, connection, target: Customer) -> None:  # noqa: ARG001
+    """Every ORM write keeps the dedupe keys in step with what they are made of."""
+    target.name_key = normalise_name(target.name) or None
+    target.credit_code = normalise_credit_code(target.credit_code) or None
+
+
+@event.listens_for(Contact, "before_insert")
+@event.listens_for(Contact, "before_update")
+def _contact_keys(mapper, connection, target: Contact) -> None:  # noqa: ARG001
+    target.phone_key = normalise_phone(target.phone) or None

@@ -1,16 +1,21 @@
 """Customer files (客户档案), contacts and interaction records: list/add/edit/show and REST."""
 from __future__ import annotations
 
+from typing import Callable
+
 from flask import g
 from flask_appbuilder import ModelRestApi, ModelView
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+
 from flask_babel import lazy_gettext as _l
 
+from app.extensions import db
 from app.models import Contact, Customer, Interaction
 from app.models.dictionary import choices_of
+from app.services.dedupe import (
+    CheckResult, CustomerDuplicateError, check_contact_phone, check_customer,
+)
 from app.services.numbering import next_number
-from app.views.formatting import fmt_date, fmt_datetime, fmt_money
-from app.views.formatting import LocalizedValuesMixin
+from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -40,8 +45,64 @@ _BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start
              "last_contact_at", "total_amount", "main_business", "owner", "department"]
 
 
+def _field(form, name: str):
+    return form[name].data if name in form else None
+
+
+def _check_customer_form(form) -> CheckResult:
+    # FAB sets form._id to the edited row's key before validating ("trick to pass unique
+    # validation"); it is absent on add.
+    return check_customer(_field(form, "name"), _field(form, "credit_code"),
+                          getattr(_field(form, "kind"), "code", None), exclude_id=getattr(form, "_id", None))
+
+
+def _check_contact_form(form) -> CheckResult:
+    return check_contact_phone(_field(form, "phone"), getattr(_field(form, "customer"), "id", None),
+                               contact_id=getattr(form, "_id", None))
+
+
+def _with_check(form_cls, check: Callable[..., CheckResult]):
+    """The FAB form class, validated further by ``check``: its messages land on the fields they
+    concern (a field missing from the form passes its messages to the name), so the user
+    reads which customer clashes right next to the name, credit code or phone."""
+    def target_of(form, name: str):
+        return form[name] if name in form else form["name"] if "name" in form else None
+
+    class CheckedForm(form_cls):
+        def validate(self, extra_validators=None):
+            valid = super().validate(extra_validators=extra_validators)
+            result = check(self)
+            for name, messages in result.errors.items():
+                target = target_of(self, name)
+                if target is not None:
+                    target.errors = list(target.errors) + messages
+            return valid and result.ok
+
+    CheckedForm.__name__ = form_cls.__name__
+    return CheckedForm
+
+
+class _CheckedApi(ModelRestApi):
+    """POST/PUT answer 422 with the field messages and the clash list when pre_add/pre_update
+    raise CustomerDuplicateError; nothing is saved (the loaded changes are rolled back)."""
+
+    def post_headless(self):
+        try:
+            return super().post_headless()
+        except CustomerDuplicateError as exc:
+            db.session.rollback()
+            return self.response(422, **exc.result.as_dict())
+
+    def put_headless(self, pk):
+        try:
+            return super().put_headless(pk)
+        except CustomerDuplicateError as exc:
+            db.session.rollback()
+            return self.response(422, **exc.result.as_dict())
+
+
 class ContactModelView(LocalizedValuesMixin, ModelView):
-    datamodel = SQLAInterface(Contact)
+    datamodel = CrmSQLAInterface(Contact)
     list_title = show_title = _l("Contacts")
     add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
     list_columns = ["customer", "name", "title", "phone", "email", "is_primary"]
@@ -52,9 +113,14 @@ class ContactModelView(LocalizedValuesMixin, ModelView):
     label_columns = LABELS
     formatters_columns = FORMATTERS
 
+    def _init_forms(self) -> None:
+        super()._init_forms()
+        self.add_form = _with_check(self.add_form, _check_contact_form)
+        self.edit_form = _with_check(self.edit_form, _check_contact_form)
+
 
 class InteractionModelView(LocalizedValuesMixin, ModelView):
-    datamodel = SQLAInterface(Interaction)
+    datamodel = CrmSQLAInterface(Interaction)
     list_title = show_title = _l("Interactions")
     add_title, edit_title = _l("Add Interaction"), _l("Edit Interaction")
     list_columns = ["occurred_at", "customer", "kind", "key_points", "result", "owner"]
@@ -72,7 +138,7 @@ class InteractionModelView(LocalizedValuesMixin, ModelView):
 
 
 class CustomerModelView(LocalizedValuesMixin, ModelView):
-    datamodel = SQLAInterface(Customer)
+    datamodel = CrmSQLAInterface(Customer)
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
     list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",
@@ -97,6 +163,11 @@ class CustomerModelView(LocalizedValuesMixin, ModelView):
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
+    def _init_forms(self) -> None:
+        super()._init_forms()
+        self.add_form = _with_check(self.add_form, _check_customer_form)
+        self.edit_form = _with_check(self.edit_form, _check_customer_form)
+
     def pre_add(self, item: Customer) -> None:
         item.customer_no = next_number("C")
         if item.owner is None and item.owner_id is None:
@@ -105,9 +176,22 @@ class CustomerModelView(LocalizedValuesMixin, ModelView):
             item.department_id = getattr(g.user, "department_id", None)
 
 
-class CustomerApi(ModelRestApi):
+def _check_customer_item(item: Customer) -> None:
+    result = check_customer(item.name, item.credit_code, getattr(item.kind, "code", None), exclude_id=item.id)
+    if not result.ok:
+        raise CustomerDuplicateError(result)
+
+
+def _check_contact_item(item: Contact) -> None:
+    customer_id = item.customer.id if item.customer is not None else item.customer_id
+    result = check_contact_phone(item.phone, customer_id, contact_id=item.id)
+    if not result.ok:
+        raise CustomerDuplicateError(result)
+
+
+class CustomerApi(_CheckedApi):
     resource_name = "customer"
-    datamodel = SQLAInterface(Customer)
+    datamodel = CrmSQLAInterface(Customer)
     allow_browser_login = True
     list_columns = ["id", "customer_no", "name", "industry.name", "type.name", "level.name",
                     "region.name", "owner.username", "last_contact_at", "changed_on"]
@@ -122,16 +206,26 @@ class CustomerApi(ModelRestApi):
     search_columns = ["customer_no", "name", "credit_code", "industry", "level", "region"]
 
     def pre_add(self, item: Customer) -> None:
+        _check_customer_item(item)  # before a number is taken
         item.customer_no = next_number("C")
         item.owner_id = item.owner_id or g.user.id
         item.department_id = item.department_id or getattr(g.user, "department_id", None)
 
+    def pre_update(self, item: Customer) -> None:
+        _check_customer_item(item)
 
-class ContactApi(ModelRestApi):
+
+class ContactApi(_CheckedApi):
     resource_name = "contact"
-    datamodel = SQLAInterface(Contact)
+    datamodel = CrmSQLAInterface(Contact)
     allow_browser_login = True
     list_columns = ["id", "customer.name", "name", "title", "phone", "email", "is_primary"]
     show_columns = list_columns + ["im_account", "preference"]
     add_columns = edit_columns = ["customer", "name", "title", "phone", "email", "im_account",
                                   "preference", "is_primary"]
+
+    def pre_add(self, item: Contact) -> None:
+        _check_contact_item(item)
+
+    def pre_update(self, item: Contact) -> None:
+        _check_contact_item(item)

@@ -1,10 +1,10 @@
 """Dictionaries (数据字典) and their items, maintained by admins."""
 from flask_appbuilder import ModelView
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+
 from flask_babel import lazy_gettext as _l
 
 from app.models import DictionaryItem, DictionaryType
-from app.views.formatting import LocalizedValuesMixin
+from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin
 
 _LABELS = {"key": _l("Key"), "name": _l("Name"), "name_en": _l("English name"), "code": _l("Code"),
            "sort": _l("Sort order"), "active": _l("Active"), "type": _l("Dictionary"),
@@ -12,7 +12,7 @@ _LABELS = {"key": _l("Key"), "name": _l("Name"), "name_en": _l("English name"), 
 
 
 class DictionaryItemModelView(LocalizedValuesMixin, ModelView):
-    datamodel = SQLAInterface(DictionaryItem)
+    datamodel = CrmSQLAInterface(DictionaryItem)
     list_title = show_title = _l("Dictionary Items")
     add_title = _l("Add Dictionary Item")
     edit_title = _l("Edit Dictionary Item")
@@ -26,7 +26,7 @@ class DictionaryItemModelView(LocalizedValuesMixin, ModelView):
 
 
 class DictionaryTypeModelView(LocalizedValuesMixin, ModelView):
-    datamodel = SQLAInterface(DictionaryType)
+    datamodel = CrmSQLAInterface(DictionaryType)
     list_title = show_title = _l("Dictionaries")
     add_title = _l("Add Dictionary")
     edit_title = _l("Edit Dictionary")

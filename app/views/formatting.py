@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask_appbuilder.fields import QuerySelectField
+from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext
 
 
@@ -52,3 +53,13 @@ class LocalizedValuesMixin:
         super().__init__(*args, **kwargs)
         columns = list(self.list_columns or []) + list(self.show_columns or [])
         self.formatters_columns = {**{c: display_value for c in columns}, **(self.formatters_columns or {})}
+
+
+class CrmSQLAInterface(SQLAInterface):
+    """FAB's interface, but a NOT NULL boolean is not "required" in forms: FAB would otherwise
+    demand the box be ticked (an unticked box is a valid False)."""
+
+    def is_nullable(self, col_name: str) -> bool:
+        if self.is_boolean(col_name):
+            return True
+        return super().is_nullable(col_name)

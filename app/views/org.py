@@ -1,14 +1,14 @@
 """Departments (部门)."""
 from flask_appbuilder import ModelView
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+
 from flask_babel import lazy_gettext as _l
 
 from app.models import Department
-from app.views.formatting import LocalizedValuesMixin
+from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin
 
 
 class DepartmentModelView(LocalizedValuesMixin, ModelView):
-    datamodel = SQLAInterface(Department)
+    datamodel = CrmSQLAInterface(Department)
     list_title = show_title = _l("Departments")
     add_title = _l("Add Department")
     edit_title = _l("Edit Department")

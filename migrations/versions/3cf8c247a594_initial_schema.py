@@ -258,7 +258,7 @@ def upgrade():
     sa.Column('first_contact_date', sa.Date(), nullable=True),
     sa.Column('cooperation_start', sa.Date(), nullable=True),
     sa.Column('last_contact_at', sa.DateTime(), nullable=True),
-    sa.Column('total_amount', sa.Numeric(precision=16, scale=2), nullable=False),
+    sa.Column('total_amount', sa.Numeric(precision=16, scale=2), nullable=True),
     sa.Column('main_business', sa.String(length=200), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=True),
     sa.Column('department_id', sa.Integer(), nullable=True),
