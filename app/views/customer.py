@@ -90,7 +90,7 @@ class CustomerModelView(ModelView):
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
     def pre_add(self, item: Customer) -> None:
-        item.customer_no = next_number("C")
+        item.customer_no = next_number("customer", item)
         if item.owner is None and item.owner_id is None:
             item.owner_id = g.user.id
         if item.department is None and item.department_id is None:
@@ -114,7 +114,7 @@ class CustomerApi(ModelRestApi):
     search_columns = ["customer_no", "name", "credit_code", "industry", "level", "region"]
 
     def pre_add(self, item: Customer) -> None:
-        item.customer_no = next_number("C")
+        item.customer_no = next_number("customer", item)
         item.owner_id = item.owner_id or g.user.id
         item.department_id = item.department_id or getattr(g.user, "department_id", None)
 
