@@ -3,11 +3,11 @@ next number. Validation is app.services.numbering.rule_problems, shown next to e
 from __future__ import annotations
 
 from flask_appbuilder import ModelView
-from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
-from wtforms import SelectField
-from wtforms.validators import ValidationError
+from wtforms import SelectField, StringField
+from wtforms.validators import Optional, ValidationError
 
 from app.models import NumberingRule
 from app.services import numbering as svc
@@ -73,6 +73,9 @@ def _segment_choices():
 
 def _fields() -> dict:
     return {
+        # an empty prefix is fine (2024-I-001): FAB would make the NOT NULL column required
+        "prefix": StringField(LABELS["prefix"], validators=[Optional(), _RuleCheck("prefix")],
+                              widget=BS3TextFieldWidget(), default=""),
         "target": _LazySelect(LABELS["target"], lambda: _choices((k, t.label) for k, t in svc.TARGETS.items()),
                               validators=[_RuleCheck("target")]),
         "date_part": _LazySelect(LABELS["date_part"], lambda: _choices(svc.DATE_PART_LABELS.items()),
@@ -103,7 +106,7 @@ class NumberingRuleModelView(ModelView):
     order_columns = ["key", "name"]
     label_columns = LABELS
     description_columns = DESCRIPTIONS
-    validators_columns = {n: [_RuleCheck(n)] for n in ("key", "prefix", "width")}
+    validators_columns = {n: [_RuleCheck(n)] for n in ("key", "width")}
     add_form_extra_fields = _fields()
     edit_form_extra_fields = _fields()
     formatters_columns = {
