@@ -328,6 +328,11 @@ def allocate(rule_key: str, period: str, scope: str = "") -> int:
             with engine.connect() as conn:
                 if sqlite:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
+                elif conn.dialect.name == "postgresql":
+                    # no fsync of its own: WAL is flushed in order, so the record's (synchronous)
+                    # commit makes this earlier bump durable too; a crash before that loses only
+                    # a number nobody has saved yet
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 value = _upsert(conn, rule_key, period, scope)
                 conn.commit()
                 return value
