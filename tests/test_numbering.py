@@ -359,6 +359,61 @@ def test_bad_rule_seeds_are_reported_with_file_and_line(ctx, tmp_path: Path):
     assert "seeds/numbering.yaml:18: target:" in text and "seeds/numbering.yaml:18: reset_period:" in text
 
 
+def test_sqlite_reads_open_no_transaction(ctx):
+    """allocate() relies on pysqlite's default mode: a transaction begins only before a write,
+    so a session that has only read holds no snapshot and a session that has written holds the
+    write lock. If the driver mode changes (e.g. an explicit BEGIN for every transaction),
+    revisit app/services/numbering.py."""
+    from app.extensions import db
+    from app.models import NumberingRule
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    db.session.query(NumberingRule).all()
+    assert not db.session.connection().connection.dbapi_connection.in_transaction
+    db.session.rollback()
+
+
+def test_allocating_inside_a_writing_transaction(ctx, make_rule):
+    """A bulk load that has already written in its transaction (it holds SQLite's write lock)
+    still gets numbers at once, without waiting for itself."""
+    from app.extensions import db
+    from app.models import SequenceCounter
+    from app.services.numbering import next_number
+
+    key = make_rule(prefix="B", date_part="yyyymmdd", reset_period="daily")
+    t0 = time.perf_counter()
+    assert next_number(key, None, now=D1) == "B20240501001"
+    db.session.add(SequenceCounter(rule_key=f"{key}_other", period="-", scope="", value=0))
+    db.session.flush()  # this transaction now writes
+    second = next_number(key, None, now=D1)
+    assert time.perf_counter() - t0 < 2
+    assert second == "B20240501002"
+    db.session.rollback()
+
+
+def test_allocating_in_a_read_first_transaction_after_another_commit(ctx, make_rule):
+    """The SQLite trap: a transaction that has read, then sees another writer commit, cannot
+    upgrade to a write lock (SQLITE_BUSY_SNAPSHOT, at once). The counter is bumped elsewhere."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from app.services.numbering import next_number
+
+    key = make_rule(prefix="R", date_part="yyyymmdd", reset_period="daily")
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(text("BEGIN"))  # an explicit read transaction, as other driver modes do
+    db.session.execute(text("SELECT count(*) FROM crm_numbering_rule")).scalar()
+    with db.engine.connect() as other:  # another writer commits meanwhile
+        other.execute(text("UPDATE crm_numbering_rule SET name = :n WHERE key = :k"), {"n": "改名", "k": key})
+        other.commit()
+    t0 = time.perf_counter()
+    assert next_number(key, None, now=D1) == "R20240501001"
+    assert time.perf_counter() - t0 < 2
+    db.session.rollback()
+    assert next_number(key, None, now=D1) == "R20240501002"  # committed on its own: gap-aware
+
+
 # -- concurrency -------------------------------------------------------------------------------
 
 THREADS, PER_THREAD = 8, 200

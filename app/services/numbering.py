@@ -310,10 +310,33 @@ def _allocator_engine() -> Engine | None:
     return engines[key]
 
 
+_WROTE = "crm_sqlite_wrote"
+_WRITE_WORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _note_sqlite_write(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ARG001
+    """Remember that this SQLite connection's transaction has written (so holds the write lock)."""
+    if conn.dialect.name == "sqlite" and statement.lstrip()[:7].upper().startswith(_WRITE_WORDS):
+        conn.info[_WROTE] = True
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _forget_sqlite_write(conn) -> None:
+    conn.info.pop(_WROTE, None)
+
+
 def _session_holds_sqlite_write_lock() -> bool:
-    """True when the session's SQLite transaction has written (pysqlite begins only before DML)."""
-    raw = db.session.connection().connection.dbapi_connection
-    return bool(getattr(raw, "in_transaction", False))
+    """True when the session's SQLite transaction has written, i.e. holds the write lock.
+
+    Both must hold: the DBAPI connection is in a transaction, and a write ran in it. A
+    transaction that has only read (an explicit BEGIN, or another driver mode) holds just a
+    snapshot: the counter is then bumped on a connection of its own.
+    """
+    conn = db.session.connection()
+    raw = conn.connection.dbapi_connection
+    return bool(getattr(raw, "in_transaction", False)) and bool(conn.info.get(_WROTE))
 
 
 def allocate(rule_key: str, period: str, scope: str = "") -> int:
