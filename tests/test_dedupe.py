@@ -199,7 +199,7 @@ def make_customer(app):
     def factory(name, credit_code=None, phones=(), owner=None, kind="org"):
         with app.app_context(), as_system_user():
             user = appbuilder.sm.find_user(username=owner) if owner else None
-            c = Customer(customer_no=next_number("C"), name=name, credit_code=credit_code, owner=user,
+            c = Customer(customer_no=next_number("customer"), name=name, credit_code=credit_code, owner=user,
                          department_id=user.department_id if user else None,
                          kind=db.session.query(DictionaryItem).filter_by(type_key="customer_kind", code=kind).one())
             for i, p in enumerate(phones):

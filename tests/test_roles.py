@@ -63,7 +63,7 @@ def new_customer(app, name: str | None = None) -> int:
     from app.services.numbering import next_number
 
     with _as_system(app):
-        c = Customer(name=name or f"角色测试客户{uuid.uuid4().hex[:6]}", customer_no=next_number("C"))
+        c = Customer(name=name or f"角色测试客户{uuid.uuid4().hex[:6]}", customer_no=next_number("customer"))
         db.session.add(c)
         db.session.commit()
         return c.id

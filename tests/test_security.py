@@ -471,7 +471,7 @@ def _new_customer(app, name: str) -> int:
     from app.services.numbering import next_number
 
     with app.test_request_context("/"), as_system_user():
-        c = Customer(name=name, customer_no=next_number("C"))
+        c = Customer(name=name, customer_no=next_number("customer"))
         db.session.add(c)
         db.session.commit()
         return c.id

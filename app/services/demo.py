@@ -95,7 +95,6 @@ def _load_demo(n: int) -> dict:
         first_contact = date.today() - timedelta(days=rnd.randint(30, 1500))
         ctype = rnd.choice(["prospect", "intent", "won", "won", "lost"])
         c = Customer(
-            customer_no=next_number("C", now=datetime.combine(first_contact, datetime.min.time())),
             name=name,
             kind=dicts["customer_kind"].get("person" if person else "org"),
             industry=dicts["industry"].get(industry_code),
@@ -112,6 +111,7 @@ def _load_demo(n: int) -> dict:
             main_business=None if person else rnd.choice(words["industry_words"][industry_code]),
             owner=owner, department=owner.department if owner else None,
         )
+        c.customer_no = next_number("customer", c, now=datetime.combine(first_contact, datetime.min.time()))
         db.session.add(c)
         for j in range(rnd.randint(1, 3)):
             surname = rnd.choice(words["surnames"])

@@ -17,7 +17,7 @@ import yaml
 from flask import current_app
 
 from app.extensions import appbuilder, db
-from app.models import Department, DictionaryItem, DictionaryType, SeedRecord
+from app.models import Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "seeds"
 
@@ -222,10 +222,53 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
     return out
 
 
+_RULE_FIELDS = ("target", "prefix", "date_part", "separator", "field_segment", "width", "reset_period", "active")
+
+
+def _both(msgid: str, params: dict) -> tuple[str, str]:
+    """(Chinese, English) text of a msgid: seed problems are shown in both languages."""
+    from flask_babel import force_locale, gettext
+
+    en = msgid % params if params else msgid
+    try:
+        with force_locale("zh"):
+            zh = gettext(msgid, **params)
+    except Exception:  # noqa: BLE001  (no request context / catalog: English twice is still clear)
+        zh = en
+    return zh, en
+
+
+def _parse_numbering_rules(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    from app.services.numbering import rule_problems
+
+    out = []
+    for rec in doc.get("records") or []:
+        r = _fields(rec, rel, problems, ("key", "name", "target", "reset_period"), ("name_en",) + _RULE_FIELDS)
+        if not r:
+            continue
+        where = f"{rel}:{r[LINE]}"
+        values = {"key": r["key"], "name": str(r["name"]), "name_en": r.get("name_en"), "target": r["target"],
+                  "prefix": "" if r.get("prefix") is None else str(r["prefix"]),
+                  "date_part": "" if r.get("date_part") is None else str(r["date_part"]),
+                  "separator": "" if r.get("separator") is None else str(r["separator"]),
+                  "field_segment": r.get("field_segment") or "",
+                  "width": r.get("width", 3), "reset_period": r["reset_period"], "active": r.get("active", True)}
+        bad = rule_problems(values)
+        if not isinstance(values["active"], bool):
+            bad["active"] = ("'active' must be true or false.", {})
+        for name, (msgid, params) in bad.items():
+            zh, en = _both(msgid, params)
+            problems.add(where, f"{name}: {zh}", f"{name}: {en}")
+        if not bad:
+            out.append(_Record("numbering_rule", r["key"], values, where, r.get("noupdate", doc.get("noupdate", False))))
+    return out
+
+
 PARSERS: dict[str, Callable[..., list[_Record]]] = {
     "department": _parse_departments,
     "dictionary_type": _parse_dictionaries,
     "role": _parse_roles,
+    "numbering_rule": _parse_numbering_rules,
 }
 
 
@@ -272,6 +315,7 @@ WRITERS = {
     "dictionary_type": (DictionaryType, _apply_simple(DictionaryType)),
     "dictionary_item": (DictionaryItem, _apply_item),
     "role": (None, _apply_role),
+    "numbering_rule": (NumberingRule, _apply_simple(NumberingRule)),
 }
 
 

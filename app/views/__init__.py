@@ -10,6 +10,7 @@ def register_views(appbuilder: AppBuilder) -> None:
         ContactApi, ContactModelView, CustomerApi, CustomerModelView, InteractionModelView,
     )
     from app.views.dictionary import DictionaryItemModelView, DictionaryTypeModelView
+    from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
     from app.views.system import SystemStatusView
 
@@ -28,6 +29,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-book", category=cfg, category_label=cfg_l)
     appbuilder.add_view(DictionaryItemModelView, "Dictionary Items", label=_l("Dictionary Items"),
                         icon="fa-list", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(NumberingRuleModelView, "Numbering Rules", label=_l("Numbering Rules"),
+                        icon="fa-list-ol", category=cfg, category_label=cfg_l)
     appbuilder.add_view(SystemStatusView, "System Status", label=_l("System Status"),
                         icon="fa-heartbeat", category=cfg, category_label=cfg_l)
     appbuilder.add_api(CustomerApi)

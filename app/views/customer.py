@@ -169,7 +169,7 @@ class CustomerModelView(LocalizedValuesMixin, ModelView):
         self.edit_form = _with_check(self.edit_form, _check_customer_form)
 
     def pre_add(self, item: Customer) -> None:
-        item.customer_no = next_number("C")
+        item.customer_no = next_number("customer", item)
         if item.owner is None and item.owner_id is None:
             item.owner_id = g.user.id
         if item.department is None and item.department_id is None:
@@ -207,7 +207,7 @@ class CustomerApi(_CheckedApi):
 
     def pre_add(self, item: Customer) -> None:
         _check_customer_item(item)  # before a number is taken
-        item.customer_no = next_number("C")
+        item.customer_no = next_number("customer", item)
         item.owner_id = item.owner_id or g.user.id
         item.department_id = item.department_id or getattr(g.user, "department_id", None)
 
