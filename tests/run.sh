@@ -41,10 +41,12 @@ runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='crm_tes
 export PYTHONDONTWRITEBYTECODE=1
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/15"
 export CRM_TEST_ADMIN_URL="$PG_URL_BASE/postgres"
+# FAB and WTForms 3.3 warn about their own deprecations thousands of times a run; hide that noise.
+PYTEST_QUIET="-W ignore::DeprecationWarning:wtforms.widgets.core -W ignore::DeprecationWarning:flask_appbuilder"
 status=0
 log "pytest on SQLite (jobs on Redis + RQ worker)"
-CRM_TEST_ENGINE=sqlite .venv/bin/python -m pytest -p no:cacheprovider "$@" tests || status=1
+CRM_TEST_ENGINE=sqlite .venv/bin/python -m pytest -p no:cacheprovider $PYTEST_QUIET "$@" tests || status=1
 log "pytest on PostgreSQL 15 (jobs on Redis + RQ worker)"
-CRM_TEST_ENGINE=postgresql .venv/bin/python -m pytest -p no:cacheprovider "$@" tests || status=1
+CRM_TEST_ENGINE=postgresql .venv/bin/python -m pytest -p no:cacheprovider $PYTEST_QUIET "$@" tests || status=1
 [ $status = 0 ] && log "all passed on SQLite and PostgreSQL" || log "FAILED"
 exit $status
