@@ -6,6 +6,7 @@ building the app (no database writes).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from app import create_app
@@ -28,7 +29,7 @@ def main() -> None:
         if args.demo:
             from app.services.demo import load_demo
 
-            print(f"演示数据 / demo: {load_demo(args.demo)}")
+            print(f"演示数据 / demo: {json.dumps(load_demo(args.demo), ensure_ascii=False)}")
     if args.no_serve:
         return
     host = os.environ.get("HOST", "127.0.0.1")
