@@ -59,7 +59,8 @@ def policy_for(user: Any) -> Policy:
     if getattr(user, "is_system", False) or any(r.name == admin_role for r in roles):
         policy = Policy("all", frozenset(), user.id, dept)
     else:
-        rows = db.session.query(RolePolicy).filter(RolePolicy.role_id.in_([r.id for r in roles])).all() if roles else []
+        with db.session.no_autoflush:  # may run mid-write (pre_add): never flush a half-made row
+            rows = db.session.query(RolePolicy).filter(RolePolicy.role_id.in_([r.id for r in roles])).all() if roles else []
         if rows:
             scope = max((r.scope for r in rows if r.scope in SCOPES), key=SCOPES.index, default="own")
             hidden = frozenset.intersection(*(r.hidden for r in rows))
@@ -124,7 +125,8 @@ def in_scope(customer: Any, user: Any = None) -> bool:
             from app.extensions import db
             from app.models import CrmUser
 
-            owner = db.session.get(CrmUser, owner_id)
+            with db.session.no_autoflush:
+                owner = db.session.get(CrmUser, owner_id)
         return dept_id == policy.department_id or getattr(owner, "department_id", None) == policy.department_id
     return False
 
