@@ -279,11 +279,15 @@ def test_owner_is_shown_only_to_who_may_see_it(app, ctx, make_customer, make_use
     owner = _owner(app, make_user, dept="sales")
     name = _unique("苏州")
     make_customer(name + "有限公司", owner=owner)
+    # Exactly who has the customer in their row scope (app/security/scopes.py): a colleague on
+    # 'own' scope does not; the department's supervisor does.
     colleague = appbuilder.sm.find_user(username=make_user("sales_staff", "sales"))
-    outsider = appbuilder.sm.find_user(username=make_user("service_staff", "service"))
+    supervisor = appbuilder.sm.find_user(username=make_user("sales_supervisor", "sales"))
+    outsider = appbuilder.sm.find_user(username=make_user("sales_supervisor", "service"))
     admin = appbuilder.sm.find_user(username="admin")
     owner_user = appbuilder.sm.find_user(username=owner)
-    for viewer, shown in [(owner_user, "张伟"), (colleague, "张伟"), (admin, "张伟"), (outsider, None), (None, None)]:
+    for viewer, shown in [(owner_user, "张伟"), (colleague, None), (supervisor, "张伟"), (admin, "张伟"),
+                          (outsider, None), (None, None)]:
         [clash] = find_duplicates(name, None, [], viewer=viewer)
         assert clash.owner == shown, viewer
     with force_locale("en"):

@@ -57,13 +57,17 @@ def _as_system(app):
     return _Ctx()
 
 
-def new_customer(app, name: str | None = None) -> int:
-    from app.extensions import db
+def new_customer(app, name: str | None = None, owner: str | None = None) -> int:
+    """A customer, owned by the user named ``owner`` (and in their department) if given: with
+    row scopes, a staff member sees only their own customers."""
+    from app.extensions import appbuilder, db
     from app.models import Customer
     from app.services.numbering import next_number
 
     with _as_system(app):
-        c = Customer(name=name or f"角色测试客户{uuid.uuid4().hex[:6]}", customer_no=next_number("customer"))
+        user = appbuilder.sm.find_user(username=owner) if owner else None
+        c = Customer(name=name or f"角色测试客户{uuid.uuid4().hex[:6]}", customer_no=next_number("customer"),
+                     owner_id=user.id if user else None, department_id=user.department_id if user else None)
         db.session.add(c)
         db.session.commit()
         return c.id
@@ -158,9 +162,9 @@ def test_menus(role_key, logged_in):
 
 @pytest.mark.parametrize("role_key", list(ROLES))
 def test_pages(role_key, app, logged_in):
-    client, _ = logged_in(role_key)
+    client, username = logged_in(role_key)
     spec = ROLES[role_key]
-    customer = new_customer(app)
+    customer = new_customer(app, owner=username)
     contact = new_contact(app, customer)
     for path in ["/customermodelview/list/", f"/customermodelview/show/{customer}", "/contactmodelview/list/",
                  "/interactionmodelview/list/", "/users/userinfo/", "/resetmypassword/form", "/"]:
@@ -190,16 +194,16 @@ def test_ui_add_customer(role_key, app, logged_in):
 
 @pytest.mark.parametrize("role_key", list(ROLES))
 def test_ui_delete(role_key, app, logged_in):
-    client, _ = logged_in(role_key)
+    client, username = logged_in(role_key)
     may = ROLES[role_key]["delete"]
-    customer = new_customer(app)
+    customer = new_customer(app, owner=username)
     contact = new_contact(app, customer)
     interaction = new_interaction(app, customer)
     ui_delete(client, "contactmodelview", contact)
     assert exists(app, "Contact", contact) is ("contact" not in may)
     ui_delete(client, "interactionmodelview", interaction)
     assert exists(app, "Interaction", interaction) is ("interaction" not in may)
-    other = new_customer(app)  # no children, so only permissions can stop the delete
+    other = new_customer(app, owner=username)  # no children, so only permissions can stop the delete
     ui_delete(client, "customermodelview", other)
     assert exists(app, "Customer", other) is ("customer" not in may)
 
@@ -211,7 +215,7 @@ def test_api(role_key, app, client, make_user):
     auth = jwt(client, username, USER_PASSWORD)
     resp = client.get("/api/v1/customer/", headers=auth)
     assert resp.status_code == 200 and "result" in resp.get_json()
-    customer = new_customer(app)
+    customer = new_customer(app, owner=username)
     assert client.get(f"/api/v1/customer/{customer}", headers=auth).status_code == 200
     assert client.get("/api/v1/contact/", headers=auth).status_code == 200
 

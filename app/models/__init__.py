@@ -5,3 +5,4 @@ from app.models.system import JobRun, SeedRecord  # noqa: F401
 from app.models.customer import Contact, Customer  # noqa: F401
 from app.models.interaction import Interaction  # noqa: F401
 from app.models.numbering import NumberingRule, SequenceCounter  # noqa: F401
+from app.models.access import RevealLog, RolePolicy  # noqa: F401

@@ -35,6 +35,10 @@ def sync_permissions() -> None:
     sm.add_role(current_app.config["AUTH_ROLE_ADMIN"])
     sm.add_role(current_app.config["AUTH_ROLE_PUBLIC"])
     appbuilder.add_permissions(update_perms=True)
+    # Not tied to a view: seen by app/security/masking.py ("view full contact info").
+    from app.security.masking import PERMISSION, VIEW_MENU
+
+    sm.add_permission_view_menu(PERMISSION, VIEW_MENU)
     admin = sm.find_role(current_app.config["AUTH_ROLE_ADMIN"])
     missing = [pv for pv in db.session.query(sm.permissionview_model).all() if pv not in admin.permissions]
     if missing:

@@ -217,18 +217,13 @@ def display_name(user) -> str:
 
 
 def may_see_owner(viewer, customer) -> bool:
-    """Whether ``viewer`` may learn who owns ``customer``: admins, the owner, and people of the
-    customer's department (colleagues and supervisors, who settle a clash among themselves).
-    The one place to tighten when row scopes (app/security/scopes.py) arrive."""
+    """Whether ``viewer`` may learn who owns ``customer``: exactly when the customer lies in
+    the viewer's row scope (app/security/scopes.py), i.e. when they could open it anyway."""
+    from app.security.scopes import in_scope, policy_for
+
     if viewer is None or customer.owner is None:
         return False
-    if viewer.id == customer.owner_id:
-        return True
-    admin_role = current_app.config.get("AUTH_ROLE_ADMIN")
-    if any(r.name == admin_role for r in getattr(viewer, "roles", []) or []):
-        return True
-    dept = getattr(viewer, "department_id", None)
-    return dept is not None and dept == customer.department_id
+    return policy_for(viewer).scope != "none" and in_scope(customer, viewer)
 
 
 def _current_viewer():

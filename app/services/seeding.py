@@ -187,8 +187,8 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
     out = []
     known = ctx["permissions"]()
     for rec, line in _records(doc):
-        r = _fields(rec, rel, problems, ("key", "name"), ("department", "description", "grants", "menus", "all_permissions"),
-                    line)
+        r = _fields(rec, rel, problems, ("key", "name"),
+                    ("department", "description", "grants", "menus", "all_permissions", "scope", "hide_fields"), line)
         if not r:
             continue
         where = f"{rel}:{r[LINE]}"
@@ -217,8 +217,25 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
             perms.add(("menu_access", menu))
         if r.get("all_permissions") is True:
             perms = set(known)
-        out.append(_Record("role", r["key"], {"name": r["name"], "permissions": sorted(perms)}, where,
-                           r.get("noupdate", doc.get("noupdate", False))))
+        policy = None
+        if "scope" in r or "hide_fields" in r:
+            from app.models.access import SCOPES
+            from app.security.scopes import HIDEABLE_FIELDS
+
+            scope = r.get("scope", "own")
+            if scope not in SCOPES:
+                problems.add(where, f"未知数据范围 '{scope}'（可用：{', '.join(SCOPES)}）",
+                             f"unknown scope '{scope}' (one of: {', '.join(SCOPES)})")
+            hide = r.get("hide_fields") or []
+            if not isinstance(hide, list):
+                problems.add(where, "hide_fields 必须是字段列表", "hide_fields must be a list of fields")
+                hide = []
+            for name in hide:
+                if name not in HIDEABLE_FIELDS:
+                    problems.add(where, f"不能隐藏的字段 '{name}'", f"field '{name}' cannot be hidden")
+            policy = {"scope": scope, "hide_fields": ",".join(str(h) for h in hide)}
+        out.append(_Record("role", r["key"], {"name": r["name"], "permissions": sorted(perms), "policy": policy},
+                           where, r.get("noupdate", doc.get("noupdate", False))))
     return out
 
 
@@ -307,6 +324,20 @@ def _apply_role(rec: _Record, row, ctx: dict):
     if sorted(pv.id for pv in wanted if pv) != sorted(pv.id for pv in row.permissions):
         row.permissions = [pv for pv in wanted if pv]
         changed = True
+    policy = rec.values.get("policy")
+    if policy is not None:  # the role's data scope (crm_role_policy), reset with the matrix
+        from app.models import RolePolicy
+
+        if row.id is None:
+            db.session.add(row)
+            db.session.flush()
+        current = db.session.query(RolePolicy).filter_by(role_id=row.id).first()
+        if current is None:
+            db.session.add(RolePolicy(role_id=row.id, **policy))
+            changed = True
+        elif (current.scope, current.hide_fields) != (policy["scope"], policy["hide_fields"]):
+            current.scope, current.hide_fields = policy["scope"], policy["hide_fields"]
+            changed = True
     return row, changed
 
 

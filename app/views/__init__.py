@@ -9,6 +9,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.customer import (
         ContactApi, ContactModelView, CustomerApi, CustomerModelView, InteractionModelView,
     )
+    from app.views.access import RevealLogModelView, RolePolicyModelView
     from app.views.dictionary import DictionaryItemModelView, DictionaryTypeModelView
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
@@ -31,6 +32,10 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-list", category=cfg, category_label=cfg_l)
     appbuilder.add_view(NumberingRuleModelView, "Numbering Rules", label=_l("Numbering Rules"),
                         icon="fa-list-ol", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(RolePolicyModelView, "Data Scopes", label=_l("Data Scopes"),
+                        icon="fa-filter", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(RevealLogModelView, "Full Contact Views", label=_l("Full Contact Views"),
+                        icon="fa-eye", category=cfg, category_label=cfg_l)
     appbuilder.add_view(SystemStatusView, "System Status", label=_l("System Status"),
                         icon="fa-heartbeat", category=cfg, category_label=cfg_l)
     appbuilder.add_api(CustomerApi)

@@ -14,7 +14,9 @@ from app.models.dictionary import choices_of
 from app.services.dedupe import (
     CheckResult, CustomerDuplicateError, check_contact_phone, check_customer,
 )
+from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope
 from app.services.numbering import next_number
+from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 
 LABELS = {
@@ -82,9 +84,12 @@ def _with_check(form_cls, check: Callable[..., CheckResult]):
     return CheckedForm
 
 
-class _CheckedApi(ModelRestApi):
+class _CheckedApi(ScopedApiMixin, ModelRestApi):
     """POST/PUT answer 422 with the field messages and the clash list when pre_add/pre_update
-    raise CustomerDuplicateError; nothing is saved (the loaded changes are rolled back)."""
+    raise CustomerDuplicateError, 403 when the record would leave the user's row scope;
+    nothing is saved (the loaded changes are rolled back)."""
+
+    base_filters = ROW_SCOPE
 
     def post_headless(self):
         try:
@@ -92,6 +97,9 @@ class _CheckedApi(ModelRestApi):
         except CustomerDuplicateError as exc:
             db.session.rollback()
             return self.response(422, **exc.result.as_dict())
+        except OutOfScopeError as exc:
+            db.session.rollback()
+            return self.response(403, message=str(exc))
 
     def put_headless(self, pk):
         try:
@@ -99,10 +107,26 @@ class _CheckedApi(ModelRestApi):
         except CustomerDuplicateError as exc:
             db.session.rollback()
             return self.response(422, **exc.result.as_dict())
+        except OutOfScopeError as exc:
+            db.session.rollback()
+            return self.response(403, message=str(exc))
 
 
-class ContactModelView(LocalizedValuesMixin, ModelView):
+# The customer picker on contact and interaction forms offers only customers in scope.
+_CUSTOMER_IN_SCOPE = {"customer": [["id", RowScopeFilter, None]]}
+
+
+def _contact_customer(item):
+    if item.customer is not None:
+        return item.customer
+    return db.session.get(Customer, item.customer_id) if item.customer_id else None
+
+
+class ContactModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Contact)
+    base_filters = ROW_SCOPE
+    masked_model = "contact"
+    add_form_query_rel_fields = edit_form_query_rel_fields = _CUSTOMER_IN_SCOPE
     list_title = show_title = _l("Contacts")
     add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
     list_columns = ["customer", "name", "title", "phone", "email", "is_primary"]
@@ -118,9 +142,17 @@ class ContactModelView(LocalizedValuesMixin, ModelView):
         self.add_form = _with_check(self.add_form, _check_contact_form)
         self.edit_form = _with_check(self.edit_form, _check_contact_form)
 
+    def pre_add(self, item: Contact) -> None:
+        require_in_scope(_contact_customer(item))
 
-class InteractionModelView(LocalizedValuesMixin, ModelView):
+    def pre_update(self, item: Contact) -> None:
+        super().pre_update(item)
+        require_in_scope(_contact_customer(item))
+
+
+class InteractionModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Interaction)
+    base_filters = ROW_SCOPE
     list_title = show_title = _l("Interactions")
     add_title, edit_title = _l("Add Interaction"), _l("Edit Interaction")
     list_columns = ["occurred_at", "customer", "kind", "key_points", "result", "owner"]
@@ -131,14 +163,21 @@ class InteractionModelView(LocalizedValuesMixin, ModelView):
     base_order = ("occurred_at", "desc")
     label_columns = LABELS
     formatters_columns = FORMATTERS
-    add_form_query_rel_fields = edit_form_query_rel_fields = {"kind": choices_of("interaction_kind"), "result": choices_of("interaction_result")}
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
+        "kind": choices_of("interaction_kind"), "result": choices_of("interaction_result"), **_CUSTOMER_IN_SCOPE}
 
     def pre_add(self, item: Interaction) -> None:
+        require_in_scope(_contact_customer(item))
         item.owner_id = g.user.id
 
+    def pre_update(self, item: Interaction) -> None:
+        require_in_scope(_contact_customer(item))
 
-class CustomerModelView(LocalizedValuesMixin, ModelView):
+
+class CustomerModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Customer)
+    base_filters = ROW_SCOPE
+    masked_model = "customer"
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
     list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",
@@ -174,6 +213,11 @@ class CustomerModelView(LocalizedValuesMixin, ModelView):
             item.owner_id = g.user.id
         if item.department is None and item.department_id is None:
             item.department_id = getattr(g.user, "department_id", None)
+        require_in_scope(item)
+
+    def pre_update(self, item: Customer) -> None:
+        super().pre_update(item)
+        require_in_scope(item)
 
 
 def _check_customer_item(item: Customer) -> None:
@@ -191,6 +235,7 @@ def _check_contact_item(item: Contact) -> None:
 
 class CustomerApi(_CheckedApi):
     resource_name = "customer"
+    masked_model = "customer"
     datamodel = CrmSQLAInterface(Customer)
     allow_browser_login = True
     list_columns = ["id", "customer_no", "name", "industry.name", "type.name", "level.name",
@@ -210,13 +255,18 @@ class CustomerApi(_CheckedApi):
         item.customer_no = next_number("customer", item)
         item.owner_id = item.owner_id or g.user.id
         item.department_id = item.department_id or getattr(g.user, "department_id", None)
+        require_in_scope(item)
 
     def pre_update(self, item: Customer) -> None:
+        _keep_masked_originals(self.masked_model, item)
+        require_in_scope(item)
         _check_customer_item(item)
 
 
 class ContactApi(_CheckedApi):
     resource_name = "contact"
+    masked_model = "contact"
+    add_query_rel_fields = edit_query_rel_fields = _CUSTOMER_IN_SCOPE
     datamodel = CrmSQLAInterface(Contact)
     allow_browser_login = True
     list_columns = ["id", "customer.name", "name", "title", "phone", "email", "is_primary"]
@@ -225,7 +275,10 @@ class ContactApi(_CheckedApi):
                                   "preference", "is_primary"]
 
     def pre_add(self, item: Contact) -> None:
+        require_in_scope(_contact_customer(item))
         _check_contact_item(item)
 
     def pre_update(self, item: Contact) -> None:
+        _keep_masked_originals(self.masked_model, item)
+        require_in_scope(_contact_customer(item))
         _check_contact_item(item)

@@ -9,6 +9,7 @@ from sqlalchemy import func
 
 from app.extensions import db
 from app.models import Customer, Interaction
+from app.security.scopes import row_clause
 
 
 class CrmIndexView(IndexView):
@@ -20,13 +21,15 @@ class CrmIndexView(IndexView):
         user = getattr(g, "user", None)
         if user is not None and user.is_authenticated:
             week_ago = datetime.utcnow() - timedelta(days=7)
+            # Every count within the user's row scope (app/security/scopes.py), like the lists.
+            in_scope, interactions_in_scope = row_clause(Customer), row_clause(Interaction)
             stats = {
-                "customers": db.session.query(func.count(Customer.id)).scalar(),
-                "mine": db.session.query(func.count(Customer.id)).filter(Customer.owner_id == user.id).scalar(),
+                "customers": db.session.query(func.count(Customer.id)).filter(in_scope).scalar(),
+                "mine": db.session.query(func.count(Customer.id)).filter(in_scope, Customer.owner_id == user.id).scalar(),
                 "interactions_week": db.session.query(func.count(Interaction.id))
-                .filter(Interaction.occurred_at >= week_ago).scalar(),
+                .filter(interactions_in_scope, Interaction.occurred_at >= week_ago).scalar(),
                 "stale": db.session.query(func.count(Customer.id))
-                .filter(Customer.owner_id == user.id,
+                .filter(in_scope, Customer.owner_id == user.id,
                         (Customer.last_contact_at.is_(None)) | (Customer.last_contact_at < datetime.utcnow() - timedelta(days=30)))
                 .scalar(),
             }

@@ -1,0 +1,45 @@
+"""Access rules kept as data: each role's row and column scope (crm_role_policy) and the log
+of every full contact value shown to an authorised user (crm_reveal_log)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_appbuilder import Model
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import relationship
+
+SCOPES = ("own", "department", "all")  # narrowest first: a user gets the widest of their roles'
+
+
+class RolePolicy(Model):
+    """Row scope (own / department / all) and hidden fields of one FAB role. Seeded from
+    seeds/roles.yaml (`scope`, `hide_fields`); admins may change it in 系统设置 › 角色数据范围."""
+
+    __tablename__ = "crm_role_policy"
+    id = Column(Integer, primary_key=True)
+    role_id = Column(Integer, ForeignKey("ab_role.id", ondelete="CASCADE"), nullable=False, unique=True)
+    role = relationship("Role")
+    scope = Column(String(16), nullable=False, default="own")
+    hide_fields = Column(Text, nullable=False, default="")  # comma separated field names
+
+    @property
+    def hidden(self) -> frozenset[str]:
+        return frozenset(f.strip() for f in (self.hide_fields or "").replace("，", ",").split(",") if f.strip())
+
+    def __repr__(self) -> str:
+        return f"{self.role}: {self.scope}"
+
+
+class RevealLog(Model):
+    """One full (unmasked) value shown to a user: who, when, which record and field, where."""
+
+    __tablename__ = "crm_reveal_log"
+    id = Column(Integer, primary_key=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    user = relationship("CrmUser")
+    revealed_at = Column(DateTime, nullable=False, default=datetime.utcnow, index=True)
+    model = Column(String(32), nullable=False)  # customer / contact
+    record_id = Column(Integer, nullable=False)
+    field = Column(String(64), nullable=False)
+    channel = Column(String(16), nullable=False)  # ui / api
+    endpoint = Column(String(255))  # the path that showed it

@@ -1,0 +1,129 @@
+"""Masking of contact data, in one place: phones (138****5678), e-mails (z***@example.com) and
+an individual's ID number (1101**********1234) leave the server masked, wherever they go
+(lists, show pages, search results, API answers, later exports), unless the user holds the
+permission ``can_view_full_contact`` on ``ContactInfo``.
+
+What counts as a reveal: lists (UI and API) are masked for everybody, authorised or not: a
+list shows many people's data at once and nobody needs it in full there. A full value is
+shown only on one record's page (the UI show page or the API's GET /<id>) to an authorised
+user, and each full value shown that way is written to crm_reveal_log (who, when, record,
+field, screen or API path).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import g, has_request_context, request
+
+PERMISSION, VIEW_MENU = "can_view_full_contact", "ContactInfo"
+# model key -> field -> masking kind
+MASKED_FIELDS: dict[str, dict[str, str]] = {
+    "contact": {"phone": "phone", "email": "email", "im_account": "account"},
+    "customer": {"credit_code": "id_number"},  # only for individuals (kind 'person')
+}
+PERSON_KIND = "person"
+
+
+def mask_phone(value: str | None) -> str | None:
+    """13812345678 -> 138****5678; short numbers keep only their last 2 digits."""
+    if not value:
+        return value
+    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
+    if len(digits) >= 7:
+        hide = set(digits[3:-4]) if len(digits) >= 11 else set(digits[:-4])
+    else:
+        hide = set(digits[:-2])
+    return "".join("*" if i in hide else ch for i, ch in enumerate(value))
+
+
+def mask_email(value: str | None) -> str | None:
+    """zhang.wei@example.com -> z***@example.com."""
+    if not value:
+        return value
+    local, at, domain = value.partition("@")
+    if not at:
+        return mask_account(value)
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_id_number(value: str | None) -> str | None:
+    """110101199003071234 -> 1101**********1234 (first 4 and last 4 kept)."""
+    if not value:
+        return value
+    if len(value) <= 8:
+        return value[:1] + "*" * (len(value) - 1)
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+def mask_account(value: str | None) -> str | None:
+    """wx_zhangwei88 -> w***8."""
+    if not value:
+        return value
+    return f"{value[:1]}***{value[-1:]}" if len(value) > 2 else "*" * len(value)
+
+
+_MASKERS = {"phone": mask_phone, "email": mask_email, "id_number": mask_id_number, "account": mask_account}
+
+
+def mask(kind: str, value: Any) -> Any:
+    return _MASKERS[kind](value) if isinstance(value, str) else value
+
+
+def may_view_full() -> bool:
+    """Whether the current user holds the 'view full contact info' permission."""
+    from app.extensions import appbuilder
+    from app.security.scopes import current_user
+
+    if current_user() is None:
+        return False
+    cache = g.setdefault("_crm_full_contact", {})
+    uid = current_user().id
+    if uid not in cache:
+        cache[uid] = bool(appbuilder.sm.has_access(PERMISSION, VIEW_MENU))
+    return cache[uid]
+
+
+def _needs_mask(model_key: str, field: str, item: Any) -> bool:
+    if model_key == "customer" and field == "credit_code":
+        kind = getattr(item, "kind", None)
+        return getattr(kind, "code", None) == PERSON_KIND
+    return True
+
+
+def mask_row(model_key: str, item: Any, row: dict, full: bool = False) -> list[str]:
+    """Mask the sensitive values of ``row`` (a dict of one item's values) in place, unless
+    ``full``. Returns the fields whose full value stays in the row (to be logged)."""
+    revealed = []
+    for field, kind in MASKED_FIELDS.get(model_key, {}).items():
+        if field not in row or not row[field] or not _needs_mask(model_key, field, item):
+            continue
+        if full:
+            revealed.append(field)
+        else:
+            row[field] = mask(kind, row[field])
+    return revealed
+
+
+def log_reveals(model_key: str, record_id: int, fields: list[str], channel: str) -> None:
+    """Record each full value shown; committed with the request's own unit of work."""
+    from app.extensions import db
+    from app.models import RevealLog
+    from app.security.scopes import current_user
+
+    user = current_user()
+    if not fields or user is None:
+        return
+    endpoint = request.path[:255] if has_request_context() else None
+    for field in fields:
+        db.session.add(RevealLog(user_id=user.id, model=model_key, record_id=int(record_id), field=field,
+                                 channel=channel, endpoint=endpoint))
+    db.session.commit()
+
+
+def mask_text(text: str | None) -> str | None:
+    """Mask phone numbers and e-mail addresses inside free text (e.g. a clash message)."""
+    if not text:
+        return text
+    text = re.sub(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", lambda m: mask_email(m.group(0)), text)
+    return re.sub(r"\+?\d[\d -]{6,}\d", lambda m: mask_phone(m.group(0)), text)

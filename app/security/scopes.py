@@ -1,0 +1,171 @@
+"""Row and column scope, defined once: who may see which customers (and, through them, which
+contacts and interactions) and which fields. Views, REST APIs, search, the home page counts and
+the dedupe messages all ask here; exports and jobs must too.
+
+The rules are data (crm_role_policy, seeded from seeds/roles.yaml): each role has a row scope
+(own / department / all) and a list of hidden fields. A user with several roles gets the widest
+scope and sees a field unless every one of their roles hides it. A role without a policy
+contributes nothing; a user none of whose roles has one sees only their own customers. The
+configured admin role (AUTH_ROLE_ADMIN) and the system user always see everything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from flask import current_app, g, has_app_context
+from flask_appbuilder.models.filters import BaseFilter
+from sqlalchemy import false, or_, select, true
+
+from app.models.access import SCOPES, RolePolicy
+
+# Business fields (amounts; later opportunity data) a policy may hide, per model.
+HIDEABLE_FIELDS = ("total_amount", "annual_revenue", "staff_count", "main_business")
+
+
+@dataclass(frozen=True)
+class Policy:
+    scope: str  # own / department / all
+    hidden: frozenset[str]
+    user_id: int | None
+    department_id: int | None
+
+
+NOTHING = Policy("none", frozenset(), None, None)
+
+
+def current_user() -> Any:
+    """The logged-in user (session or JWT), or None."""
+    if not has_app_context():
+        return None
+    user = g.get("user")
+    if user is None or not getattr(user, "is_authenticated", False) or getattr(user, "is_anonymous", False):
+        return None
+    return user
+
+
+def policy_for(user: Any) -> Policy:
+    """The effective policy of ``user`` (cached per request)."""
+    if user is None:
+        return NOTHING
+    cache = g.setdefault("_crm_policies", {}) if has_app_context() else {}
+    if user.id in cache:
+        return cache[user.id]
+    from app.extensions import db
+
+    roles = list(getattr(user, "roles", []) or [])
+    dept = getattr(user, "department_id", None)
+    admin_role = current_app.config.get("AUTH_ROLE_ADMIN")
+    if getattr(user, "is_system", False) or any(r.name == admin_role for r in roles):
+        policy = Policy("all", frozenset(), user.id, dept)
+    else:
+        with db.session.no_autoflush:  # may run mid-write (pre_add): never flush a half-made row
+            rows = db.session.query(RolePolicy).filter(RolePolicy.role_id.in_([r.id for r in roles])).all() if roles else []
+        if rows:
+            scope = max((r.scope for r in rows if r.scope in SCOPES), key=SCOPES.index, default="own")
+            hidden = frozenset.intersection(*(r.hidden for r in rows))
+        else:
+            scope, hidden = "own", frozenset()
+        policy = Policy(scope, hidden, user.id, dept)
+    cache[user.id] = policy
+    return policy
+
+
+def current_policy() -> Policy:
+    return policy_for(current_user())
+
+
+def customer_clause(policy: Policy):
+    """The SQL condition on Customer for a policy."""
+    from app.models import Customer, CrmUser
+
+    if policy.scope == "all":
+        return true()
+    if policy.user_id is None:
+        return false()
+    own = Customer.owner_id == policy.user_id
+    if policy.scope == "department" and policy.department_id is not None:
+        members = select(CrmUser.id).where(CrmUser.department_id == policy.department_id)
+        return or_(own, Customer.department_id == policy.department_id, Customer.owner_id.in_(members))
+    return own
+
+
+def row_clause(model: type, policy: Policy | None = None):
+    """The SQL condition limiting ``model`` (Customer, or anything with a customer_id) to what
+    the policy (default: the current user's) may see."""
+    from app.models import Customer
+
+    policy = policy or current_policy()
+    clause = customer_clause(policy)
+    if model is Customer or policy.scope == "all":
+        return clause
+    return model.customer_id.in_(select(Customer.id).where(clause))
+
+
+def scoped(query, model: type, policy: Policy | None = None):
+    """A Query/Select limited to the rows the policy may see."""
+    return query.filter(row_clause(model, policy)) if hasattr(query, "filter") else query.where(row_clause(model, policy))
+
+
+def in_scope(customer: Any, user: Any = None) -> bool:
+    """Whether ``customer`` (a Customer object, saved or not) lies in the user's row scope:
+    the Python twin of customer_clause, for rows about to be written."""
+    policy = policy_for(user) if user is not None else current_policy()
+    if customer is None or policy.scope == "none":
+        return False
+    if policy.scope == "all":
+        return True
+    owner_id = customer.owner_id if customer.owner_id is not None else getattr(customer.owner, "id", None)
+    if owner_id == policy.user_id:
+        return True
+    if policy.scope == "department" and policy.department_id is not None:
+        dept_id = customer.department_id if customer.department_id is not None else getattr(customer.department, "id", None)
+        owner = customer.owner
+        if owner is None and owner_id is not None:
+            from app.extensions import db
+            from app.models import CrmUser
+
+            with db.session.no_autoflush:
+                owner = db.session.get(CrmUser, owner_id)
+        return dept_id == policy.department_id or getattr(owner, "department_id", None) == policy.department_id
+    return False
+
+
+def hidden_fields(policy: Policy | None = None) -> frozenset[str]:
+    return (policy or current_policy()).hidden
+
+
+def visible(columns: Iterable[str], policy: Policy | None = None) -> list[str]:
+    """``columns`` without the hidden fields (a dotted column counts by its first part)."""
+    hidden = hidden_fields(policy)
+    return [c for c in columns if c.split(".")[0] not in hidden]
+
+
+class RowScopeFilter(BaseFilter):
+    """FAB base filter applying row_clause for the current user. Put it on every ModelView AND
+    every ModelRestApi of a scoped model (the API does not inherit a view's base_filters):
+    ``base_filters = [["id", RowScopeFilter, None]]``. FAB uses base filters for lists, search,
+    show, edit and delete, so a row outside the scope answers 404 everywhere."""
+
+    name = "row scope"
+
+    def apply(self, query, value):  # noqa: ARG002
+        return query.filter(row_clause(self.model))
+
+
+ROW_SCOPE = [["id", RowScopeFilter, None]]
+
+
+class OutOfScopeError(Exception):
+    """A write that would put (or find) a record outside the user's row scope."""
+
+
+def require_in_scope(customer: Any) -> None:
+    """Refuse a write whose customer lies outside the current user's row scope."""
+    from flask_babel import gettext
+
+    if current_user() is not None and not in_scope(customer):
+        from app.extensions import db
+
+        db.session.rollback()  # nothing of the refused change may be written later
+        raise OutOfScopeError(gettext("This customer is outside the records you may manage."))

@@ -1,0 +1,168 @@
+"""Row scope, column scope and masking applied to FAB ModelViews and ModelRestApis.
+
+The rules live in app/security/scopes.py and app/security/masking.py; these mixins only apply
+them at FAB's few choke points: the list and show widgets, the search widget, the edit form,
+pre_update, and the API's pre_get/pre_get_list and filter/order handling. Each scoped view or
+API also declares ``base_filters = ROW_SCOPE`` (FAB applies base filters to list, show, edit
+and delete: a row outside the scope is a 404)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort
+from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABException
+from sqlalchemy import inspect as sa_inspect
+
+from app.extensions import db
+from app.security import masking
+from app.security.scopes import hidden_fields, visible
+
+
+def _filtered_columns(filters) -> set[str]:
+    return {f.column_name for f in getattr(filters, "filters", []) if not getattr(f, "is_related_view", False)}
+
+
+def _keep_masked_originals(model_key: str | None, item: Any) -> None:
+    """A form or API client sent back a masked value unchanged (it never had the full one):
+    keep the stored value instead of overwriting it with stars."""
+    if not model_key:
+        return
+    state = sa_inspect(item)
+    for field, kind in masking.MASKED_FIELDS.get(model_key, {}).items():
+        history = state.attrs[field].history
+        if history.deleted and history.added:
+            old, new = history.deleted[0], history.added[0]
+            if old and new == masking.mask(kind, old):
+                setattr(item, field, old)
+
+
+class ScopedViewMixin:
+    """For ModelViews: hidden fields never rendered, sensitive values masked (full values on
+    the show and edit pages for authorised users, each one logged)."""
+
+    masked_model: str | None = None  # key in masking.MASKED_FIELDS
+
+    def _mask_rows(self, items, rows: list[dict], full: bool) -> list[dict]:
+        for item, row in zip(items, rows):
+            if self.masked_model:
+                fields = masking.mask_row(self.masked_model, item, row, full=full)
+                if full:
+                    masking.log_reveals(self.masked_model, item.id, fields, "ui")
+        return rows
+
+    def _get_list_widget(self, filters, actions=None, order_column="", order_direction="", page=None,
+                         page_size=None, widgets=None, **kwargs):
+        hidden = hidden_fields()
+        if (_filtered_columns(filters) | {order_column}) & hidden:
+            abort(403)
+        widgets = widgets or {}
+        actions = actions or self.actions
+        page_size = page_size or self.page_size
+        if not order_column and self.base_order:
+            order_column, order_direction = self.base_order
+        joined_filters = filters.get_joined_filters(self._base_filters)
+        count, lst = self.datamodel.query(joined_filters, order_column, order_direction, page=page,
+                                          page_size=page_size)
+        pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(lst)]
+        columns = visible(self.list_columns)
+        rows = self._mask_rows(lst, list(self.datamodel.get_values(lst, columns)), full=False)
+        widgets["list"] = self.list_widget(
+            label_columns=self.label_columns, include_columns=columns, value_columns=rows,
+            order_columns=visible(self.order_columns), formatters_columns=self.formatters_columns,
+            page=page, page_size=page_size, count=count, pks=pks, actions=actions, filters=filters,
+            modelview_name=self.__class__.__name__, **kwargs)
+        return widgets
+
+    def _get_show_widget(self, pk, item, widgets=None, actions=None, show_fieldsets=None):
+        widgets = widgets or {}
+        actions = actions or self.actions
+        columns = visible(self.show_columns)
+        fieldsets = [(title, {**spec, "fields": visible(spec["fields"])})
+                     for title, spec in (show_fieldsets or self.show_fieldsets or [])]
+        values = dict(zip(self.show_columns, self.datamodel.get_values_item(item, self.show_columns)))
+        values = self._mask_rows([item], [values], full=masking.may_view_full())[0]
+        widgets["show"] = self.show_widget(
+            pk=pk, label_columns=self.label_columns, include_columns=columns,
+            value_columns=[values[c] for c in columns], formatters_columns=self.formatters_columns,
+            actions=actions, fieldsets=fieldsets or None, modelview_name=self.__class__.__name__)
+        return widgets
+
+    def _get_search_widget(self, form=None, exclude_cols=None, widgets=None):
+        exclude = list(exclude_cols or []) + sorted(hidden_fields())
+        return super()._get_search_widget(form=form, exclude_cols=exclude, widgets=widgets)
+
+    def prefill_form(self, form, pk) -> None:
+        super().prefill_form(form, pk)
+        if not self.masked_model:
+            return
+        item = self.datamodel.get(pk, self._base_filters)
+        full = masking.may_view_full()
+        values = {f: form[f].data for f in masking.MASKED_FIELDS[self.masked_model] if f in form}
+        shown = masking.mask_row(self.masked_model, item, values, full=full)
+        if full:
+            masking.log_reveals(self.masked_model, item.id, shown, "ui")
+        for f, v in values.items():
+            form[f].data = v
+
+    def pre_update(self, item) -> None:
+        _keep_masked_originals(self.masked_model, item)
+        super().pre_update(item)
+
+
+class ScopedApiMixin:
+    """For ModelRestApis: hidden fields dropped from answers and refused in filters and
+    ordering; sensitive values masked (full on GET /<id> for authorised users, logged)."""
+
+    masked_model: str | None = None
+
+    def _handle_filters_args(self, rison_args):
+        hidden = hidden_fields()
+        for flt in rison_args.get("filters", []) or []:
+            if isinstance(flt, dict) and str(flt.get("col", "")).split(".")[0] in hidden:
+                raise FABException(f"Filter column: {flt.get('col')} not allowed to filter")
+        return super()._handle_filters_args(rison_args)
+
+    def _handle_order_args(self, rison_args):
+        if str(rison_args.get("order_column", "")).split(".")[0] in hidden_fields():
+            raise InvalidOrderByColumnFABException(f"Invalid order by column: {rison_args.get('order_column')}")
+        return super()._handle_order_args(rison_args)
+
+    def _strip_hidden(self, data: dict, rows: list[dict]) -> None:
+        hidden = hidden_fields()
+        if not hidden:
+            return
+        for row in rows:
+            for key in [k for k in row if k.split(".")[0] in hidden]:
+                del row[key]
+        for meta in ("list_columns", "show_columns", "description_columns", "label_columns"):
+            value = data.get(meta)
+            if isinstance(value, list):
+                data[meta] = [c for c in value if c.split(".")[0] not in hidden]
+            elif isinstance(value, dict):
+                data[meta] = {k: v for k, v in value.items() if k.split(".")[0] not in hidden}
+
+    def _items(self, ids) -> dict:
+        model = self.datamodel.obj
+        return {o.id: o for o in db.session.query(model).filter(model.id.in_(list(ids)))} if ids else {}
+
+    def pre_get_list(self, data: dict) -> None:
+        rows = data.get("result") or []
+        self._strip_hidden(data, rows)
+        if self.masked_model:
+            items = self._items(data.get("ids") or [])
+            for pk, row in zip(data.get("ids") or [], rows):
+                masking.mask_row(self.masked_model, items.get(pk), row, full=False)
+
+    def pre_get(self, data: dict) -> None:
+        row = data.get("result") or {}
+        self._strip_hidden(data, [row])
+        if self.masked_model:
+            item = self._items([data["id"]]).get(data["id"])
+            full = masking.may_view_full()
+            fields = masking.mask_row(self.masked_model, item, row, full=full)
+            if full:
+                masking.log_reveals(self.masked_model, data["id"], fields, "api")
+
+    def pre_update(self, item) -> None:
+        _keep_masked_originals(self.masked_model, item)
+        super().pre_update(item)
