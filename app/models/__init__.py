@@ -5,3 +5,6 @@ from app.models.system import JobRun, SeedRecord  # noqa: F401
 from app.models.customer import Contact, Customer  # noqa: F401
 from app.models.interaction import Interaction  # noqa: F401
 from app.models.numbering import NumberingRule, SequenceCounter  # noqa: F401
+from app.models.history import FieldChange  # noqa: F401
+
+import app.services.history  # noqa: E402,F401  (the session listeners that record field history)
