@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 
 from flask import current_app, g, has_app_context
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, insert, inspect as sa_inspect, select, update
 from sqlalchemy.orm import Session
 
@@ -48,6 +49,7 @@ class _Spec:
     exclude: set[str]
     label: Callable[[Any], str]
     customer_of: Callable[[Any, dict | None], int | None]
+    customer_no_of: Callable[[Session, Any, dict | None], str | None]
     fields: list[tuple[str, str, type | None]] | None = None  # (field, column key, related class)
 
 
@@ -55,10 +57,21 @@ def _customer_label(c: Any) -> str:
     return f"{c.customer_no or ''} {c.name or ''}".strip()
 
 
+def _contact_customer_no(session: Session, contact: Any, stored: dict | None) -> str | None:
+    """Taken before the flush, while a customer deleted with its contacts still exists."""
+    customer = contact.customer
+    if customer is None:
+        pk = contact.customer_id or (stored or {}).get("customer_id")
+        customer = session.get(Customer, pk) if pk is not None else None
+    return customer.customer_no if customer is not None else None
+
+
 SPECS: dict[type, _Spec] = {
-    Customer: _Spec("customer", _AUDIT | {"name_key"}, _customer_label, lambda obj, stored: obj.id),
+    Customer: _Spec("customer", _AUDIT | {"name_key"}, _customer_label, lambda obj, stored: obj.id,
+                    lambda session, obj, stored: obj.customer_no or (stored or {}).get("customer_no")),
     Contact: _Spec("contact", _AUDIT | {"phone_key"}, lambda c: c.name or "",
-                   lambda obj, stored: obj.customer_id or (stored or {}).get("customer_id")),
+                   lambda obj, stored: obj.customer_id or (stored or {}).get("customer_id"),
+                   _contact_customer_no),
 }
 
 
@@ -132,6 +145,28 @@ def display_value(change: FieldChange, raw: str | None) -> str:
     return raw
 
 
+_ACTION_LABELS = {"create": _l("Added"), "update": _l("Updated"), "delete": _l("Deleted"),
+                  "merge": _l("Merged"), "archive": _l("Archived")}
+_ENTITY_LABELS = {"customer": _l("Customer"), "contact": _l("Contact")}
+EVENT_LABELS = {"merged_from": _l("Merged from"), "merged_into": _l("Merged into")}
+
+
+def action_label(action: str) -> str:
+    return str(_ACTION_LABELS.get(action, action))
+
+
+def entity_label(entity: str) -> str:
+    return str(_ENTITY_LABELS.get(entity, entity))
+
+
+def field_label(entity: str, field: str) -> str:  # noqa: ARG001
+    """The field's label as the customer and contact screens show it."""
+    from app.views.customer import LABELS
+
+    label = EVENT_LABELS.get(field) or LABELS.get(field)
+    return str(label) if label is not None else field
+
+
 # -- the session events -----------------------------------------------------------------------
 
 def _stored_row(session: Session, obj: Any) -> dict | None:
@@ -144,17 +179,19 @@ def _stored_row(session: Session, obj: Any) -> dict | None:
 
 
 def _before_flush(session: Session, flush_context, instances) -> None:  # noqa: ARG001
-    pending = []
+    found = []
     for obj in list(session.new):
         if type(obj) in SPECS:
-            pending.append((obj, "create", None))
+            found.append((obj, "create", None))
     for obj in list(session.dirty):
         if type(obj) in SPECS and obj not in session.deleted and session.is_modified(obj):
-            pending.append((obj, "update", _stored_row(session, obj)))
+            found.append((obj, "update", _stored_row(session, obj)))
     for obj in list(session.deleted):
         if type(obj) in SPECS:
-            pending.append((obj, "delete", _stored_row(session, obj)))
-    session.info[_PENDING] = pending
+            found.append((obj, "delete", _stored_row(session, obj)))
+    with session.no_autoflush:
+        session.info[_PENDING] = [(obj, action, stored, SPECS[type(obj)].customer_no_of(session, obj, stored))
+                                  for obj, action, stored in found]
 
 
 def _diff(session: Session, obj: Any, action: str, stored: dict | None) -> list[tuple[str, str | None, str | None]]:
@@ -202,7 +239,7 @@ def _after_flush(session: Session, flush_context) -> None:  # noqa: ARG001
     if not pending:
         return
     rows, now = [], datetime.utcnow()
-    for obj, action, stored in pending:
+    for obj, action, stored, customer_no in pending:
         if action != "create" and stored is None:
             continue
         changes = _diff(session, obj, action, stored)
@@ -215,7 +252,7 @@ def _after_flush(session: Session, flush_context) -> None:  # noqa: ARG001
         entity_id = obj.id if action != "delete" or stored is None else stored["id"]
         base = {"changeset": changeset_id(session), "action": action, "entity": spec.entity,
                 "entity_id": entity_id, "record_label": spec.label(obj)[:200],
-                "customer_id": spec.customer_of(obj, stored), "changed_by_id": _actor_id(),
+                "customer_no": customer_no, "customer_id": spec.customer_of(obj, stored), "changed_by_id": _actor_id(),
                 "changed_on": now}
         rows.extend({**base, "field": f, "old_value": o, "new_value": n} for f, o, n in changes)
     if rows:
@@ -250,18 +287,19 @@ def recorded_as(session: Session, action: str) -> Iterator[None]:
             session.info[_ACTION] = previous
 
 
-def record_event(session: Session, *, action: str, entity: str, entity_id: int, customer_id: int | None,
-                 field: str, old: str | None, new: str | None, label: str = "") -> None:
+def record_event(session: Session, *, action: str, entity: str, entity_id: int, customer_no: str,
+                 customer_id: int | None, field: str, old: str | None, new: str | None, label: str = "") -> None:
     """One history row that is not a field change (e.g. "merged into"), in the current change set."""
     session.connection().execute(insert(FieldChange.__table__), [{
         "changeset": changeset_id(session), "action": action, "entity": entity, "entity_id": entity_id,
-        "record_label": label[:200], "customer_id": customer_id, "field": field, "old_value": old,
+        "record_label": label[:200], "customer_no": customer_no, "customer_id": customer_id, "field": field, "old_value": old,
         "new_value": new, "changed_by_id": _actor_id(), "changed_on": datetime.utcnow()}])
 
 
-def reassign_customer(session: Session, from_customer_id: int, to_customer_id: int) -> int:
-    """Hand a merged customer's history to the survivor; the rows themselves stay as written."""
+def reassign_customer(session: Session, from_customer_no: str, to_customer_no: str, to_customer_id: int) -> int:
+    """Hand a merged customer's history to the survivor; what each row says stays as written."""
+    table = FieldChange.__table__
     result = session.connection().execute(
-        update(FieldChange.__table__).where(FieldChange.__table__.c.customer_id == from_customer_id)
-        .values(customer_id=to_customer_id))
+        update(table).where(table.c.customer_no == from_customer_no)
+        .values(customer_no=to_customer_no, customer_id=to_customer_id))
     return result.rowcount

@@ -15,6 +15,8 @@ from app.services.dedupe import (
     CheckResult, CustomerDuplicateError, check_contact_phone, check_customer,
 )
 from app.services.numbering import next_number
+from app.views.history import CustomerHistoryView
+from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 
 LABELS = {
@@ -137,7 +139,7 @@ class InteractionModelView(LocalizedValuesMixin, ModelView):
         item.owner_id = g.user.id
 
 
-class CustomerModelView(LocalizedValuesMixin, ModelView):
+class CustomerModelView(CustomerMergeMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Customer)
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
@@ -159,7 +161,7 @@ class CustomerModelView(LocalizedValuesMixin, ModelView):
     base_order = ("id", "desc")
     label_columns = LABELS
     formatters_columns = FORMATTERS
-    related_views = [ContactModelView, InteractionModelView]
+    related_views = [ContactModelView, InteractionModelView, CustomerHistoryView]
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
@@ -189,7 +191,7 @@ def _check_contact_item(item: Contact) -> None:
         raise CustomerDuplicateError(result)
 
 
-class CustomerApi(_CheckedApi):
+class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
     resource_name = "customer"
     datamodel = CrmSQLAInterface(Customer)
     allow_browser_login = True
