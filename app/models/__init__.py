@@ -6,3 +6,6 @@ from app.models.customer import Contact, Customer  # noqa: F401
 from app.models.interaction import Interaction  # noqa: F401
 from app.models.numbering import NumberingRule, SequenceCounter  # noqa: F401
 from app.models.access import RevealLog, RolePolicy  # noqa: F401
+from app.models.history import FieldChange  # noqa: F401
+
+import app.services.history  # noqa: E402,F401  (the session listeners that record field history)

@@ -99,6 +99,9 @@ def row_clause(model: type, policy: Policy | None = None):
     clause = customer_clause(policy)
     if model is Customer or policy.scope == "all":
         return clause
+    if not hasattr(model, "customer_id") or model.__name__ == "FieldChange":
+        # field history outlives ids (a deleted customer's id is reused): it follows customer_no
+        return model.customer_no.in_(select(Customer.customer_no).where(clause))
     return model.customer_id.in_(select(Customer.id).where(clause))
 
 
@@ -154,6 +157,25 @@ class RowScopeFilter(BaseFilter):
 
 
 ROW_SCOPE = [["id", RowScopeFilter, None]]
+
+
+class HistoryScopeFilter(BaseFilter):
+    """Field history follows its customer's row scope, and changes to a field hidden from the
+    user (column scope) are not shown at all."""
+
+    name = "history scope"
+
+    def apply(self, query, value):  # noqa: ARG002
+        from sqlalchemy import and_, not_
+
+        query = query.filter(row_clause(self.model))
+        hidden = hidden_fields()
+        if hidden:
+            query = query.filter(not_(and_(self.model.entity == "customer", self.model.field.in_(sorted(hidden)))))
+        return query
+
+
+HISTORY_SCOPE = [["id", HistoryScopeFilter, None]]
 
 
 class OutOfScopeError(Exception):

@@ -10,6 +10,7 @@ def register_views(appbuilder: AppBuilder) -> None:
         ContactApi, ContactModelView, CustomerApi, CustomerModelView, InteractionModelView,
     )
     from app.views.access import RevealLogModelView, RolePolicyModelView
+    from app.views.history import CustomerHistoryApi, CustomerHistoryView
     from app.views.dictionary import DictionaryItemModelView, DictionaryTypeModelView
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
@@ -17,6 +18,7 @@ def register_views(appbuilder: AppBuilder) -> None:
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
+    appbuilder.add_view_no_menu(CustomerHistoryView)
     appbuilder.add_view(CustomerModelView, "Customer Files", label=_l("Customer Files"),
                         icon="fa-address-book", category=crm, category_label=crm_l,
                         category_icon="fa-users")
@@ -40,3 +42,4 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-heartbeat", category=cfg, category_label=cfg_l)
     appbuilder.add_api(CustomerApi)
     appbuilder.add_api(ContactApi)
+    appbuilder.add_api(CustomerHistoryApi)

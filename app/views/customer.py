@@ -17,6 +17,8 @@ from app.services.dedupe import (
 from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope
 from app.services.numbering import next_number
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
+from app.views.history import CustomerHistoryView
+from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 
 LABELS = {
@@ -174,7 +176,7 @@ class InteractionModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
         require_in_scope(_contact_customer(item))
 
 
-class CustomerModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class CustomerModelView(CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Customer)
     base_filters = ROW_SCOPE
     masked_model = "customer"
@@ -198,7 +200,7 @@ class CustomerModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
     base_order = ("id", "desc")
     label_columns = LABELS
     formatters_columns = FORMATTERS
-    related_views = [ContactModelView, InteractionModelView]
+    related_views = [ContactModelView, InteractionModelView, CustomerHistoryView]
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
@@ -233,7 +235,7 @@ def _check_contact_item(item: Contact) -> None:
         raise CustomerDuplicateError(result)
 
 
-class CustomerApi(_CheckedApi):
+class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
     resource_name = "customer"
     masked_model = "customer"
     datamodel = CrmSQLAInterface(Customer)
