@@ -5,3 +5,5 @@ from app.models.system import JobRun, SeedRecord  # noqa: F401
 from app.models.customer import Contact, Customer  # noqa: F401
 from app.models.interaction import Interaction  # noqa: F401
 from app.models.numbering import NumberingRule, SequenceCounter  # noqa: F401
+from app.models.tag import CustomerTag, Tag, TagDimension  # noqa: F401
+from app.models.attachment import Attachment  # noqa: F401
