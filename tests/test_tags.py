@@ -135,6 +135,8 @@ def test_broken_tag_seed_names_file_and_line(app, tmp_path, monkeypatch):
 def test_add_and_remove_tag_on_customer_page(app, admin_client, customer):
     cid, name = customer()
     east = tag_id(app, "区域-华东")
+    page = admin_client.get(f"/customermodelview/show/{cid}").get_data(as_text=True)
+    assert f"/customertagmodelview/add?_flt_0_customer={cid}" in page  # the add button on the 偏好标签 tab
     resp = add_tag_by_form(admin_client, cid, tag=east)
     assert resp.status_code == 200
     links = links_of(app, cid)

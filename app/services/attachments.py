@@ -53,8 +53,12 @@ def allowed_types() -> list[str]:
     return [t for t in (c.strip().lower().lstrip(".") for c in configured) if t in CONTENT_TYPES]
 
 
+def max_mb() -> float:
+    return float(current_app.config.get("CRM_ATTACHMENT_MAX_MB") or 20)
+
+
 def max_bytes() -> int:
-    return int(float(current_app.config.get("CRM_ATTACHMENT_MAX_MB") or 20) * 1024 * 1024)
+    return int(max_mb() * 1024 * 1024)
 
 
 def display_name(filename: str | None) -> str:
@@ -107,7 +111,7 @@ def read_upload(filename: str, stream) -> bytes:
     data = stream.read(limit + 1)
     if len(data) > limit:
         raise AttachmentRefused(display_name(filename), gettext(
-            "the file is larger than the limit of %(limit)s MB.", limit=f"{limit / 1024 / 1024:g}"))
+            "the file is larger than the limit of %(limit)s MB.", limit=f"{max_mb():g}"))
     return data
 
 
@@ -121,7 +125,7 @@ def check_upload(filename: str | None, data: bytes) -> str:
                                               ext=f".{ext}" if ext else "(none)", allowed=", ".join(allowed)))
     if len(data) > max_bytes():
         raise AttachmentRefused(name, gettext("the file is larger than the limit of %(limit)s MB.",
-                                              limit=f"{max_bytes() / 1024 / 1024:g}"))
+                                              limit=f"{max_mb():g}"))
     if not data:
         raise AttachmentRefused(name, gettext("the file is empty."))
     if not SNIFFERS[ext](data):
