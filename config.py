@@ -108,6 +108,10 @@ class Config:
     CRM_SEED_DIR = os.environ.get("CRM_SEED_DIR") or None  # default: seeds/ of the repository
     CRM_JOB_RETRY_INTERVALS = [10, 60, 300]
     SMTP_URL = os.environ.get("SMTP_URL", "").strip() or None
+    # Customer attachments: stored outside the database, random names (app/services/attachments.py).
+    CRM_ATTACHMENT_DIR = os.environ.get("CRM_ATTACHMENT_DIR") or str(INSTANCE_DIR / "attachments")
+    CRM_ATTACHMENT_MAX_MB = float(os.environ.get("CRM_ATTACHMENT_MAX_MB", "20"))
+    CRM_ATTACHMENT_TYPES = os.environ.get("CRM_ATTACHMENT_TYPES", "pdf,png,jpg,jpeg,xlsx,docx,txt")
 
 
 class TestConfig(Config):

@@ -17,7 +17,9 @@ import yaml
 from flask import current_app
 
 from app.extensions import appbuilder, db
-from app.models import Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord
+from app.models import (
+    Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord, Tag, TagDimension,
+)
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "seeds"
 
@@ -281,11 +283,51 @@ def _parse_numbering_rules(doc: dict, rel: str, problems: _Problems, ctx: dict) 
     return out
 
 
+def _parse_tag_dimensions(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    """Tag dimensions and their values: ``values: [华东|East China, ...]`` (English optional)."""
+    from app.models.tag import TAG_SEPARATOR
+
+    out = []
+    for rec, line in _records(doc):
+        r = _fields(rec, rel, problems, ("key", "name", "values"), ("name_en",), line)
+        if not r:
+            continue
+        where = f"{rel}:{r[LINE]}"
+        noupdate = r.get("noupdate", doc.get("noupdate", False))
+        name = str(r["name"]).strip()
+        if TAG_SEPARATOR in name or len(name) > 50:
+            problems.add(where, f"维度名称 '{name}' 不能含 '{TAG_SEPARATOR}'，且不超过 50 字",
+                         f"dimension name '{name}' must not contain '{TAG_SEPARATOR}' and be at most 50 characters")
+            continue
+        if not isinstance(r["values"], list):
+            problems.add(where, "values 必须是列表", "values must be a list")
+            continue
+        out.append(_Record("tag_dimension", r["key"], {"key": r["key"], "name": name, "name_en": r.get("name_en")},
+                           where, noupdate))
+        seen: set[str] = set()
+        for sort, raw in enumerate(r["values"], start=1):
+            text = str(raw).strip() if isinstance(raw, (str, int)) else ""
+            value, _, value_en = text.partition("|")
+            value, value_en = value.strip(), value_en.strip()
+            if not value or len(value) > 50:
+                problems.add(where, f"标签值 '{raw}' 必须是 1 到 50 字的文字", f"tag value '{raw}' must be text of 1 to 50 characters")
+                continue
+            if value in seen:
+                problems.add(where, f"标签值 '{value}' 重复", f"tag value '{value}' repeats")
+                continue
+            seen.add(value)
+            out.append(_Record("tag", f"{r['key']}.{value}",
+                               {"dimension_key": r["key"], "name": value, "name_en": value_en or None, "sort": sort},
+                               where, noupdate))
+    return out
+
+
 PARSERS: dict[str, Callable[..., list[_Record]]] = {
     "department": _parse_departments,
     "dictionary_type": _parse_dictionaries,
     "role": _parse_roles,
     "numbering_rule": _parse_numbering_rules,
+    "tag_dimension": _parse_tag_dimensions,
 }
 
 
@@ -307,6 +349,19 @@ def _apply_item(rec: _Record, row, ctx: dict):
     values = dict(rec.values)
     dtype = db.session.query(DictionaryType).filter_by(key=values.pop("type_key")).one()
     row = row or DictionaryItem(type=dtype)
+    changed = row.id is None
+    for k, v in values.items():
+        if getattr(row, k) != v:
+            setattr(row, k, v)
+            changed = True
+    return row, changed
+
+
+def _apply_tag(rec: _Record, row, ctx: dict):
+    values = dict(rec.values)
+    dim = db.session.query(TagDimension).filter_by(key=values.pop("dimension_key")).one()
+    row = row or db.session.query(Tag).filter_by(dimension_id=dim.id, name=values["name"]).first() \
+        or Tag(dimension=dim)  # adopt a value an admin typed as a free tag before it was seeded
     changed = row.id is None
     for k, v in values.items():
         if getattr(row, k) != v:
@@ -347,6 +402,8 @@ WRITERS = {
     "dictionary_item": (DictionaryItem, _apply_item),
     "role": (None, _apply_role),
     "numbering_rule": (NumberingRule, _apply_simple(NumberingRule)),
+    "tag_dimension": (TagDimension, _apply_simple(TagDimension)),
+    "tag": (Tag, _apply_tag),
 }
 
 
@@ -411,6 +468,9 @@ def load_seeds() -> SeedReport:
                 continue
             if row is None and rec.kind == "role":  # adopt an existing role of that name
                 row = appbuilder.sm.find_role(rec.values["name"])
+            if row is None and rec.kind == "tag_dimension":  # adopt one an admin made from a free tag
+                row = db.session.query(TagDimension).filter(
+                    (TagDimension.key == rec.values["key"]) | (TagDimension.name == rec.values["name"])).first()
             row, changed = apply(rec, row, ctx)
             db.session.add(row)
             db.session.flush()

@@ -11,6 +11,8 @@ def register_views(appbuilder: AppBuilder) -> None:
     )
     from app.views.access import RevealLogModelView, RolePolicyModelView
     from app.views.history import CustomerHistoryApi, CustomerHistoryView
+    from app.views.attachment import AttachmentModelView
+    from app.views.tag import CustomerTagApi, CustomerTagModelView, TagDimensionModelView, TagModelView
     from app.views.dictionary import DictionaryItemModelView, DictionaryTypeModelView
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
@@ -19,6 +21,9 @@ def register_views(appbuilder: AppBuilder) -> None:
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
     appbuilder.add_view_no_menu(CustomerHistoryView)
+    # Related views of the customer page first, so the customer view reuses these routed instances.
+    appbuilder.add_view_no_menu(CustomerTagModelView)
+    appbuilder.add_view_no_menu(AttachmentModelView)
     appbuilder.add_view(CustomerModelView, "Customer Files", label=_l("Customer Files"),
                         icon="fa-address-book", category=crm, category_label=crm_l,
                         category_icon="fa-users")
@@ -32,6 +37,10 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-book", category=cfg, category_label=cfg_l)
     appbuilder.add_view(DictionaryItemModelView, "Dictionary Items", label=_l("Dictionary Items"),
                         icon="fa-list", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(TagDimensionModelView, "Tag Dimensions", label=_l("Tag Dimensions"),
+                        icon="fa-tags", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(TagModelView, "Tags", label=_l("Tags"), icon="fa-tag", category=cfg,
+                        category_label=cfg_l)
     appbuilder.add_view(NumberingRuleModelView, "Numbering Rules", label=_l("Numbering Rules"),
                         icon="fa-list-ol", category=cfg, category_label=cfg_l)
     appbuilder.add_view(RolePolicyModelView, "Data Scopes", label=_l("Data Scopes"),
@@ -43,3 +52,4 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_api(CustomerApi)
     appbuilder.add_api(ContactApi)
     appbuilder.add_api(CustomerHistoryApi)
+    appbuilder.add_api(CustomerTagApi)

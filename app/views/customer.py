@@ -19,7 +19,9 @@ from app.services.numbering import next_number
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
 from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
+from app.views.attachment import AttachmentModelView
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
+from app.views.tag import CustomerTagModelView, add_has_tag_filter, has_tag_search_field, tag_badges
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -36,6 +38,7 @@ LABELS = {
     "occurred_at": _l("Time"), "key_points": _l("Key Points"),
     "customer_feedback": _l("Customer Feedback"), "result": _l("Result"),
     "next_step": _l("Next Step"), "created_by": _l("Created by"), "changed_by": _l("Changed by"),
+    "tag_links": _l("Tags"), "tags": _l("Tags"), "contacts": _l("Contacts"), "attachments": _l("Attachments"),
 }
 DICT_FIELDS = {"kind": "customer_kind", "industry": "industry", "scale": "customer_scale",
                "type": "customer_type", "level": "customer_level", "source": "customer_source",
@@ -47,6 +50,13 @@ _BASIC = ["customer_no", "name", "kind", "credit_code", "industry", "scale", "st
           "annual_revenue", "region"]
 _BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start",
              "last_contact_at", "total_amount", "main_business", "owner", "department"]
+# The five first-level categories (DOMAIN.md, 分类与标签) that group the customer page.
+CATEGORIES = {"basic": _l("Basic Info"), "contact": _l("Contact Info"), "business": _l("Business Info"),
+              "interaction": _l("Interaction Records"), "preference": _l("Preference Tags")}
+
+
+def _names(items) -> str:
+    return "、".join(str(i) for i in items or [])
 
 
 def _field(form, name: str):
@@ -183,24 +193,36 @@ class CustomerModelView(CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixi
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
     list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",
-                    "last_contact_at"]
+                    "last_contact_at", "tag_links"]
     show_fieldsets = [
-        (_l("Basic Info"), {"fields": _BASIC}),
-        (_l("Business Info"), {"fields": _BUSINESS}),
+        (CATEGORIES["basic"], {"fields": _BASIC}),
+        (CATEGORIES["contact"], {"fields": ["contacts"]}),
+        (CATEGORIES["business"], {"fields": [f for f in _BUSINESS if f != "last_contact_at"] + ["attachments"]}),
+        (CATEGORIES["interaction"], {"fields": ["last_contact_at"]}),
+        (CATEGORIES["preference"], {"fields": ["tag_links"]}),
         (_l("Other"), {"fields": ["remark", "archived", "created_on", "changed_on"], "expanded": False}),
     ]
+    show_template = "crm/customer_show.html"
+    extra_args = {"related_tabs": {
+        "ContactModelView": CATEGORIES["contact"], "InteractionModelView": CATEGORIES["interaction"],
+        "CustomerTagModelView": CATEGORIES["preference"], "AttachmentModelView": _l("Attachments")}}
     add_fieldsets = edit_fieldsets = [
         (_l("Basic Info"), {"fields": [f for f in _BASIC if f != "customer_no"]}),
-        (_l("Business Info"), {"fields": [f for f in _BUSINESS if f != "last_contact_at"]}),
-        (_l("Other"), {"fields": ["remark"]}),
-    ]
+        (_l("Business Info"), {"fields": [f for f in _BUSINESS if f != "last_contact_at"] + ["remark"]}),
+    ]  # contacts, interactions, tags and attachments are added on the customer page's tabs
     search_columns = ["customer_no", "name", "credit_code", "industry", "type", "level", "region",
-                      "source", "owner", "last_contact_at", "total_amount"]
+                      "source", "owner", "last_contact_at", "total_amount", "tags"]
+    search_form_extra_fields = {"tags": has_tag_search_field()}
     order_columns = ["customer_no", "name", "last_contact_at", "total_amount"]
     base_order = ("id", "desc")
     label_columns = LABELS
-    formatters_columns = FORMATTERS
-    related_views = [ContactModelView, InteractionModelView, CustomerHistoryView]
+    formatters_columns = {**FORMATTERS, "tag_links": tag_badges, "contacts": _names, "attachments": _names}
+    related_views = [ContactModelView, InteractionModelView, CustomerTagModelView, AttachmentModelView,
+                     CustomerHistoryView]
+
+    def _init_properties(self) -> None:
+        super()._init_properties()
+        add_has_tag_filter(self)  # 'has tag' (FilterHasTag) on the pseudo-column 'tags'
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
@@ -251,6 +273,16 @@ class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
                                   "first_contact_date", "cooperation_start", "total_amount",
                                   "main_business", "remark"]
     search_columns = ["customer_no", "name", "credit_code", "industry", "level", "region"]
+
+    def pre_get(self, data: dict) -> None:
+        """The customer's tags (维度-值 labels with who/when/source) in the show answer, after the
+        scope mixin has hidden and masked what this user may not see."""
+        from app.services.tagging import tags_of
+
+        super().pre_get(data)
+        item = db.session.get(Customer, data.get("id"))
+        if item is not None and isinstance(data.get("result"), dict):
+            data["result"]["tags"] = tags_of(item)
 
     def pre_add(self, item: Customer) -> None:
         _check_customer_item(item)  # before a number is taken

@@ -1,0 +1,118 @@
+"""Tagging (打标签): parse 维度-值 labels, create free tags, add and remove a customer's tags.
+
+One call is one unit of work: it validates, then commits once (or raises ``TagError`` with a
+message for the user and writes nothing). Views built on FAB's own add/delete use the
+helpers without commit (``resolve_tag``, ``duplicate_message``) and let FAB commit.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from flask_babel import gettext
+
+from app.extensions import db
+from app.models.tag import SOURCE_MANUAL, SOURCE_RULE, TAG_SEPARATOR, CustomerTag, Tag, TagDimension
+
+SOURCES = (SOURCE_MANUAL, SOURCE_RULE)
+
+
+class TagError(ValueError):
+    """A tag request the user must correct; ``str()`` is the translated message."""
+
+
+def parse_label(text: str | None) -> tuple[str, str]:
+    """'区域-华东' -> ('区域', '华东'): split at the first '-' (full-width '－' accepted too)."""
+    raw = (text or "").strip().replace("－", TAG_SEPARATOR)
+    dim, sep, value = raw.partition(TAG_SEPARATOR)
+    dim, value = dim.strip(), value.strip()
+    if not sep or not dim or not value:
+        raise TagError(gettext("A free tag is written dimension-value, e.g. 区域-华东; got \"%(text)s\".",
+                               text=raw))
+    if len(dim) > 50 or len(value) > 50:
+        raise TagError(gettext("A tag dimension or value has at most 50 characters."))
+    return dim, value
+
+
+def find_tag(text: str) -> Tag | None:
+    """The tag named 维度-值 (Chinese or English names), or None."""
+    dim, value = parse_label(text)
+    q = (db.session.query(Tag).join(TagDimension)
+         .filter((TagDimension.name == dim) | (TagDimension.name_en == dim))
+         .filter((Tag.name == value) | (Tag.name_en == value)))
+    return q.first()
+
+
+def get_or_create_tag(text: str) -> Tag:
+    """The tag named 维度-值, creating the dimension and/or value when missing (flushed, not committed)."""
+    found = find_tag(text)
+    if found is not None:
+        return found
+    dim_name, value = parse_label(text)
+    dim = db.session.query(TagDimension).filter(
+        (TagDimension.name == dim_name) | (TagDimension.name_en == dim_name)).first()
+    if dim is None:
+        dim = TagDimension(key=f"free-{uuid.uuid4().hex[:12]}", name=dim_name, sort=1000, active=True)
+        db.session.add(dim)
+        db.session.flush()
+    tag = Tag(dimension=dim, name=value, sort=1000, active=True)
+    db.session.add(tag)
+    db.session.flush()
+    return tag
+
+
+def duplicate_message(customer_id: int | None, tag: Tag | None) -> str | None:
+    """The polite refusal when the customer already carries the tag, else None."""
+    if customer_id is None or tag is None or tag.id is None:
+        return None
+    exists = db.session.query(CustomerTag.id).filter_by(customer_id=customer_id, tag_id=tag.id).first()
+    if exists:
+        return gettext("This customer already has the tag %(tag)s.", tag=tag.label)
+    return None
+
+
+def add_tag(customer_id: int, tag: Tag | str, user_id: int | None, *, source: str = SOURCE_MANUAL,
+            rule_id: int | None = None, create: bool = False) -> CustomerTag:
+    """Put a tag (a Tag or a 维度-值 label) on a customer and commit; TagError when refused."""
+    from app.models import Customer
+
+    try:
+        if source not in SOURCES:
+            raise TagError(gettext("Unknown tag source %(source)s.", source=source))
+        if db.session.get(Customer, customer_id) is None:
+            raise TagError(gettext("No such customer."))
+        if isinstance(tag, str):
+            tag = get_or_create_tag(tag) if create else find_tag(tag)
+            if tag is None:
+                raise TagError(gettext("No such tag. Only administrators may create new tags."))
+        message = duplicate_message(customer_id, tag)
+        if message:
+            raise TagError(message)
+        link = CustomerTag(customer_id=customer_id, tag_id=tag.id, source=source, rule_id=rule_id,
+                           tagged_by_id=user_id, tagged_at=datetime.utcnow())
+        db.session.add(link)
+        db.session.commit()
+        return link
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def remove_tag(link_id: int) -> bool:
+    """Take a tag off a customer; False when there was no such link."""
+    link = db.session.get(CustomerTag, link_id)
+    if link is None:
+        return False
+    db.session.delete(link)
+    db.session.commit()
+    return True
+
+
+def tags_of(customer) -> list[dict]:
+    """A customer's tags as plain data (REST answers)."""
+    return [{"id": link.id, "tag_id": link.tag_id, "label": link.tag.label,
+             "dimension": link.tag.dimension.name, "value": link.tag.name, "source": link.source,
+             "rule_id": link.rule_id,
+             "tagged_by": link.tagged_by.username if link.tagged_by is not None else None,
+             "tagged_at": link.tagged_at.isoformat(timespec="seconds") if link.tagged_at else None}
+            for link in customer.tag_links]
