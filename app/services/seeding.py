@@ -336,25 +336,25 @@ PARSERS: dict[str, Callable[..., list[_Record]]] = {
 def _apply_simple(model):
     def apply(rec: _Record, row, ctx: dict):
         row = row or model()
-        changed = False
-        for k, v in rec.values.items():
-            if getattr(row, k) != v:
-                setattr(row, k, v)
-                changed = True
-        return row, changed
+        return row, _set_fields(row, rec.values)
     return apply
+
+
+def _set_fields(row, values: dict) -> bool:
+    """Copy values onto row; True when anything changed."""
+    changed = False
+    for k, v in values.items():
+        if getattr(row, k) != v:
+            setattr(row, k, v)
+            changed = True
+    return changed
 
 
 def _apply_item(rec: _Record, row, ctx: dict):
     values = dict(rec.values)
     dtype = db.session.query(DictionaryType).filter_by(key=values.pop("type_key")).one()
     row = row or DictionaryItem(type=dtype)
-    changed = row.id is None
-    for k, v in values.items():
-        if getattr(row, k) != v:
-            setattr(row, k, v)
-            changed = True
-    return row, changed
+    return row, _set_fields(row, values) or row.id is None
 
 
 def _apply_tag(rec: _Record, row, ctx: dict):
@@ -362,12 +362,7 @@ def _apply_tag(rec: _Record, row, ctx: dict):
     dim = db.session.query(TagDimension).filter_by(key=values.pop("dimension_key")).one()
     row = row or db.session.query(Tag).filter_by(dimension_id=dim.id, name=values["name"]).first() \
         or Tag(dimension=dim)  # adopt a value an admin typed as a free tag before it was seeded
-    changed = row.id is None
-    for k, v in values.items():
-        if getattr(row, k) != v:
-            setattr(row, k, v)
-            changed = True
-    return row, changed
+    return row, _set_fields(row, values) or row.id is None
 
 
 def _apply_role(rec: _Record, row, ctx: dict):

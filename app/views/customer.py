@@ -103,9 +103,9 @@ class _CheckedApi(ScopedApiMixin, ModelRestApi):
 
     base_filters = ROW_SCOPE
 
-    def post_headless(self):
+    def _refusals(self, write):
         try:
-            return super().post_headless()
+            return write()
         except CustomerDuplicateError as exc:
             db.session.rollback()
             return self.response(422, **exc.result.as_dict())
@@ -113,15 +113,11 @@ class _CheckedApi(ScopedApiMixin, ModelRestApi):
             db.session.rollback()
             return self.response(403, message=str(exc))
 
+    def post_headless(self):
+        return self._refusals(super().post_headless)
+
     def put_headless(self, pk):
-        try:
-            return super().put_headless(pk)
-        except CustomerDuplicateError as exc:
-            db.session.rollback()
-            return self.response(422, **exc.result.as_dict())
-        except OutOfScopeError as exc:
-            db.session.rollback()
-            return self.response(403, message=str(exc))
+        return self._refusals(lambda: super(_CheckedApi, self).put_headless(pk))
 
 
 # The customer picker on contact and interaction forms offers only customers in scope.
