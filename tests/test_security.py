@@ -313,6 +313,14 @@ def _add_user_form(admin_client, app, username: str, password: str):
     })
 
 
+def test_new_user_form_starts_active(admin_client):
+    """An admin who fills in the add-user form without touching 'active' creates a user who
+    can log in: the box starts ticked."""
+    page = admin_client.get("/users/add").get_data(as_text=True)
+    box = re.search(r'<input[^>]*id="active"[^>]*>', page)
+    assert box is not None and "checked" in box.group(0), box
+
+
 @pytest.mark.parametrize("password,msgid,kw", [
     ("short1!", "Password must be at least %(n)d characters long.", {"n": 10}),
     ("password123", "This password is too common and easy to guess; choose another one.", {}),
