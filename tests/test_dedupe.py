@@ -512,3 +512,44 @@ def test_api_legacy_bad_code_does_not_block_other_edits(app, api_client, make_cu
     assert resp.status_code == 200, resp.get_json()
     resp = api_client.put(f"/api/v1/customer/{cid}", json={"credit_code": "91110000600037341M"})
     assert resp.status_code == 422 and "credit_code" in resp.get_json()["message"]
+
+
+def test_simultaneous_creates_of_one_company_make_one_file(app):
+    """8 API clients post the same new company at the same instant, 10 times over: each time
+    exactly one file is created and the other seven get the clash message (422), never a second
+    file or a database error. The dedupe check alone cannot promise that; the unique guard does."""
+    import threading
+
+    from test_numbering import _api_login
+
+    from app.extensions import db
+    from app.models import Customer
+
+    threads_n, rounds = 8, 10
+    clients = [_api_login(app, 200 + i) for i in range(threads_n)]
+    tag = uuid.uuid4().hex[:6]
+    results: list[tuple[int, int, dict]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads_n)
+
+    def writer(n: int) -> None:
+        c, auth = clients[n]
+        for r in range(rounds):
+            start.wait()
+            resp = c.post("/api/v1/customer/", json={"name": f"同时{tag}第{r}科技有限公司"}, headers=auth)
+            with lock:
+                results.append((r, resp.status_code, resp.get_json(silent=True) or {}))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in range(rounds):
+        codes = sorted(code for rr, code, _ in results if rr == r)
+        assert codes == [201] + [422] * (threads_n - 1), (r, codes)
+    refused = [body for _, code, body in results if code == 422]
+    assert all(body["clashes"] and "同时" in body["clashes"][0]["name"] for body in refused), refused[:2]
+    with app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(Customer).where(Customer.name.like(f"同时{tag}%")))
+    assert count == rounds

@@ -6,7 +6,7 @@ from datetime import datetime
 from flask_appbuilder import Model
 from flask_appbuilder.models.mixins import AuditMixin
 from sqlalchemy import (
-    Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, event,
+    Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, event, select,
 )
 from sqlalchemy.orm import relationship
 
@@ -24,6 +24,11 @@ class Customer(AuditMixin, Model):
     name = Column(String(200), nullable=False, index=True)
     # normalise_name(name), kept by the listeners below: the dedupe look-up key (一户一档)
     name_key = Column(String(200), index=True)
+    # Database guards behind the dedupe checks (two simultaneous saves of the same company both
+    # pass the check; the second then fails here): name_key of organisations (people may share
+    # a name) and the credit code, unique; NULL where no guard applies.
+    unique_name_key = Column(String(200), unique=True, index=True)
+    unique_credit_code = Column(String(32), unique=True, index=True)
     kind_id = _dict_fk("kind_id")
     kind = relationship("DictionaryItem", foreign_keys=[kind_id])
     credit_code = Column(String(32), index=True)  # 统一社会信用代码 or ID no., stored normalised
@@ -82,6 +87,19 @@ def _customer_keys(mapper, connection, target: Customer) -> None:  # noqa: ARG00
     """Every ORM write keeps the dedupe keys in step with what they are made of."""
     target.name_key = normalise_name(target.name) or None
     target.credit_code = normalise_credit_code(target.credit_code) or None
+    target.unique_name_key = None if _is_person(connection, target) else target.name_key
+    target.unique_credit_code = target.credit_code
+
+
+def _is_person(connection, target: Customer) -> bool:
+    from app.models.dictionary import DictionaryItem
+
+    if target.kind is not None:
+        return target.kind.code == "person"
+    if target.kind_id is None:
+        return False
+    code = connection.execute(select(DictionaryItem.code).where(DictionaryItem.id == target.kind_id)).scalar()
+    return code == "person"
 
 
 @event.listens_for(Contact, "before_insert")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import Contact, Customer, FieldChange, Interaction
@@ -150,8 +150,12 @@ def merge_customers(survivor_id: Any, merged_id: Any,
         label_survivor, label_merged = plan.survivor_label, plan.merged_label
         survivor_pk, merged_pk = plan.survivor_id, plan.merged_id
         with history.recorded_as(session, "merge"):
-            for f, _label, _value in plan.fills:
-                setattr(survivor, f, getattr(merged, f))
+            fills = {f: getattr(merged, f) for f, _label, _value in plan.fills}
+            if "credit_code" in fills:  # unique: leaves the merged customer before the survivor takes it
+                session.execute(update(Customer).where(Customer.id == merged_pk)
+                                .values(credit_code=None, unique_credit_code=None))
+            for f, value in fills.items():
+                setattr(survivor, f, value)
             for m in MOVABLES:
                 m.move(merged, survivor)
             session.flush()

@@ -3,12 +3,15 @@
 visible placeholder for "no value" in select boxes."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 
+from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext
+from sqlalchemy.exc import IntegrityError
 
 
 def fmt_datetime(value: datetime | None) -> str:
@@ -63,3 +66,35 @@ class CrmSQLAInterface(SQLAInterface):
         if self.is_boolean(col_name):
             return True
         return super().is_nullable(col_name)
+
+    def add(self, item, commit: bool = True) -> None:
+        with _duplicate_race_as_clash(item):
+            super().add(item, commit)
+
+    def edit(self, item, commit: bool = True) -> None:
+        with _duplicate_race_as_clash(item):
+            super().edit(item, commit)
+
+
+@contextmanager
+def _duplicate_race_as_clash(item):
+    """A customer saved at the same moment as the same company by someone else passes the
+    dedupe check and then hits the database's unique guard: the user gets the same clash
+    message as if the other save had come first, not a database error."""
+    from app.models import Customer
+    from app.services.dedupe import CustomerDuplicateError, check_customer
+
+    if not isinstance(item, Customer):
+        yield
+        return
+    values = (item.name, item.credit_code, getattr(item.kind, "code", None), item.id)
+    try:
+        yield
+    except (IntegrityError, DatabaseException) as exc:
+        if not isinstance(exc, IntegrityError) and not isinstance(exc.__cause__, IntegrityError):
+            raise
+        name, credit_code, kind_code, pk = values
+        result = check_customer(name, credit_code, kind_code, exclude_id=pk)
+        if result.ok:
+            raise
+        raise CustomerDuplicateError(result) from exc
