@@ -105,6 +105,9 @@ class Config:
     PROPAGATE_EXCEPTIONS = False
 
     CRM_SYSTEM_USER = "system"
+    # "At least two ways to reach a customer": a warning on the customer page below this many
+    # distinct phones / e-mails / IM accounts over its contacts (0 = no warning).
+    CRM_MIN_CONTACT_WAYS = int(os.environ.get("CRM_MIN_CONTACT_WAYS", "2"))
     CRM_SEED_DIR = os.environ.get("CRM_SEED_DIR") or None  # default: seeds/ of the repository
     CRM_JOB_RETRY_INTERVALS = [10, 60, 300]
     SMTP_URL = os.environ.get("SMTP_URL", "").strip() or None

@@ -17,6 +17,9 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
     from app.views.system import SystemStatusView
+    from app.services.reach import reach_warning
+
+    appbuilder.app.jinja_env.globals["reach_warning"] = reach_warning  # the customer page's banner
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flask import g
+from flask import flash, g
 from flask_appbuilder import ModelRestApi, ModelView
 
 from flask_babel import lazy_gettext as _l
@@ -16,6 +16,7 @@ from app.services.dedupe import (
 )
 from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope
 from app.services.numbering import next_number
+from app.services.reach import reach_warning
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
 from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
@@ -157,6 +158,18 @@ class ContactModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
         super().pre_update(item)
         require_in_scope(_contact_customer(item))
 
+    def post_add(self, item: Contact) -> None:
+        _flash_reach_warning(item.customer_id)
+
+    def post_update(self, item: Contact) -> None:
+        _flash_reach_warning(item.customer_id)
+
+
+def _flash_reach_warning(customer_id: int | None) -> None:
+    warning = reach_warning(customer_id)
+    if warning:
+        flash(warning, "warning")
+
 
 class InteractionModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Interaction)
@@ -279,6 +292,7 @@ class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
         item = db.session.get(Customer, data.get("id"))
         if item is not None and isinstance(data.get("result"), dict):
             data["result"]["tags"] = tags_of(item)
+            data["result"]["reach_warning"] = reach_warning(item.id)
 
     def pre_add(self, item: Customer) -> None:
         _check_customer_item(item)  # before a number is taken
