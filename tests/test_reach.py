@@ -60,3 +60,13 @@ def test_minimum_is_configurable(app, admin_client):
     finally:
         app.config["CRM_MIN_CONTACT_WAYS"] = 2
     assert "reach-warning" in _page(admin_client, cid)
+
+
+def test_customer_page_tabs_follow_the_five_categories(admin_client):
+    """Detail, then 联系信息, 互动记录, 偏好标签, 附件, 修改记录: the categories' order, not the
+    order in which the views happened to be registered."""
+    import re
+
+    cid = _add_customer(admin_client)
+    tabs = re.findall(r'data-toggle="tab">([^<]+)</a>', _page(admin_client, cid))
+    assert tabs[1:] == ["联系信息", "互动记录", "偏好标签", "附件", "修改记录"], tabs

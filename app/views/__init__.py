@@ -56,3 +56,14 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_api(ContactApi)
     appbuilder.add_api(CustomerHistoryApi)
     appbuilder.add_api(CustomerTagApi)
+    _order_related_tabs(appbuilder)
+
+
+def _order_related_tabs(appbuilder: AppBuilder) -> None:
+    """FAB attaches related views in registration order, so the customer page's tabs came out
+    as 偏好标签, 附件, 修改记录, 联系信息, 互动记录; put them in the order each view declares."""
+    for view in appbuilder.baseviews:
+        declared = list(getattr(view, "related_views", None) or [])
+        if declared and view._related_views:
+            view._related_views.sort(key=lambda v: next(
+                (i for i, cls in enumerate(declared) if isinstance(v, cls)), len(declared)))
