@@ -17,6 +17,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
     from app.views.system import SystemStatusView
+    from app.views.export import ExportLogModelView, MyExportsView
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
@@ -31,6 +32,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         category=crm, category_label=crm_l)
     appbuilder.add_view(InteractionModelView, "Interactions", label=_l("Interactions"),
                         icon="fa-comments", category=crm, category_label=crm_l)
+    appbuilder.add_view(MyExportsView, "My Exports", label=_l("My Exports"), icon="fa-download",
+                        category=crm, category_label=crm_l)
     appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
                         icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
     appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
@@ -47,6 +50,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-filter", category=cfg, category_label=cfg_l)
     appbuilder.add_view(RevealLogModelView, "Full Contact Views", label=_l("Full Contact Views"),
                         icon="fa-eye", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(ExportLogModelView, "Export Log", label=_l("Export Log"), icon="fa-file-excel-o",
+                        category=cfg, category_label=cfg_l)
     appbuilder.add_view(SystemStatusView, "System Status", label=_l("System Status"),
                         icon="fa-heartbeat", category=cfg, category_label=cfg_l)
     appbuilder.add_api(CustomerApi)
