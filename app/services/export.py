@@ -39,6 +39,7 @@ from werkzeug.datastructures import MultiDict
 from app.extensions import db
 from app.security import masking
 from app.security.scopes import hidden_fields, visible
+from app.services.fields import N_
 
 FORMATS = ("xlsx", "csv")
 BATCH = 1000
@@ -178,8 +179,8 @@ class CustomerExporter(Exporter):
     """Customers: every field of the catalogue (app/services/fields.py, built-in and
     admin-defined) the user may see, plus the primary contact's name, phone and e-mail."""
 
-    CONTACT = (("contact_name", "name", "Primary Contact"), ("contact_phone", "phone", "Contact Phone"),
-               ("contact_email", "email", "Contact Email"))
+    CONTACT = (("contact_name", "name", N_("Primary Contact")), ("contact_phone", "phone", N_("Contact Phone")),
+               ("contact_email", "email", N_("Contact Email")))
 
     def _columns(self) -> list[Column]:
         from app.services.fields import customer_fields, read_value
