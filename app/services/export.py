@@ -186,34 +186,41 @@ class CustomerExporter(Exporter):
         from app.services.fields import customer_fields, read_value
 
         specs = [s for s in customer_fields() if s.key in visible([s.key])]
-        cols = [Column(s.key, s.label, lambda item, s=s: read_value(item, s)) for s in specs]
+        cols = [Column(s.key, s.label, (not s.custom and self._names_by_fk(s.key)) or
+                       (lambda item, s=s: read_value(item, s))) for s in specs]
         return cols + [Column(key, gettext(msgid), lambda item: None) for key, _, msgid in self.CONTACT]
 
-    def options(self, query):
-        # Dictionary items, users and departments stay in the session while the export runs, so
-        # a customer's kind/industry/owner/... resolve from the identity map without a query.
-        from app.models import CrmUser, Department, DictionaryItem
+    def _names_by_fk(self, key: str) -> Callable[[Any], Any] | None:
+        """A many-to-one field (dictionary item, owner, department: small tables) read by its
+        foreign key from names made once per export, instead of loading the object per row."""
+        from sqlalchemy import inspect as sa_inspect
 
-        self._keep = [db.session.query(m).all() for m in (DictionaryItem, CrmUser, Department)]
-        return query
+        rel = sa_inspect(self.view.datamodel.obj).relationships.get(key)
+        if rel is None or rel.direction.name != "MANYTOONE" or len(rel.local_columns) != 1:
+            return None
+        fk = next(iter(rel.local_columns)).key
+        pk = rel.mapper.primary_key[0].key
+        names = {getattr(o, pk): str(o) for o in db.session.query(rel.mapper.class_)}
+        return lambda item: names.get(getattr(item, fk))
 
     def row_dicts(self, items: list) -> list[dict]:
         from app.models import Contact
 
         rows = super().row_dicts(items)
         ids = [i.id for i in items]
-        first: dict[int, Any] = {}
+        first: dict[int, dict] = {}
         if ids:
-            contacts = (db.session.query(Contact).filter(Contact.customer_id.in_(ids))
+            contacts = (db.session.query(Contact.customer_id, Contact.name, Contact.phone, Contact.email)
+                        .filter(Contact.customer_id.in_(ids))
                         .order_by(Contact.customer_id, Contact.is_primary.desc(), Contact.id))
-            for contact in contacts:
-                first.setdefault(contact.customer_id, contact)
+            for customer_id, name, phone, email in contacts:
+                if customer_id not in first:
+                    first[customer_id] = {"name": name, "phone": phone, "email": email}
         for item, row in zip(items, rows):
-            contact = first.get(item.id)
-            if contact is None:
+            values = first.get(item.id)
+            if values is None:
                 continue
-            values = {"name": contact.name, "phone": contact.phone, "email": contact.email}
-            masking.mask_row("contact", contact, values, full=False)
+            masking.mask_row("contact", None, values, full=False)  # contact masking needs no record
             for key, field, _ in self.CONTACT:
                 row[key] = values[field]
         return rows
