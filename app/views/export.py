@@ -49,12 +49,11 @@ class ExportMixin:
     @expose("/export/<fmt>", methods=["POST"])
     @has_access
     def export(self, fmt: str):
-        back = url_for(f"{self.__class__.__name__}.list", **request.args)
         try:
             started = exports.start_export(self, fmt, request.args, g.user)
-        except exports.ExportRefused as exc:
+        except exports.ExportRefused as exc:  # only from hand-made URLs: the list offers none of these
             flash(str(exc), "danger")
-            return redirect(back)
+            return redirect(url_for(f"{self.__class__.__name__}.list"))
         if started.path is not None:
             return _send(started.path, started.log.file_name, started.log.format, remove=True)
         flash(gettext("The export of %(count)s rows runs in the background; download it from My Exports "
