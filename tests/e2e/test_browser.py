@@ -229,4 +229,4 @@ def test_export_button_downloads_the_list_as_shown(live_server, demo_data, new_p
     assert data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     names = [r[rows[0].index("客户名称")] for r in rows[1:]]
-    assert names == sorted(names) and names[:len(shown)] == shown
+    assert len(names) >= DEMO_CUSTOMERS and names[:len(shown)] == shown  # the whole list, in the order shown
