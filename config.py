@@ -115,6 +115,11 @@ class Config:
     CRM_ATTACHMENT_DIR = os.environ.get("CRM_ATTACHMENT_DIR") or str(INSTANCE_DIR / "attachments")
     CRM_ATTACHMENT_MAX_MB = float(os.environ.get("CRM_ATTACHMENT_MAX_MB", "20"))
     CRM_ATTACHMENT_TYPES = os.environ.get("CRM_ATTACHMENT_TYPES", "pdf,png,jpg,jpeg,xlsx,docx,txt")
+    # Exports (app/services/export.py): up to CRM_EXPORT_SYNC_ROWS rows download at once, more run
+    # as a job whose file is kept under CRM_EXPORT_DIR for CRM_EXPORT_KEEP_DAYS days.
+    CRM_EXPORT_DIR = os.environ.get("CRM_EXPORT_DIR") or str(INSTANCE_DIR / "exports")
+    CRM_EXPORT_SYNC_ROWS = int(os.environ.get("CRM_EXPORT_SYNC_ROWS", "5000"))
+    CRM_EXPORT_KEEP_DAYS = float(os.environ.get("CRM_EXPORT_KEEP_DAYS", "7"))
 
 
 class TestConfig(Config):

@@ -128,6 +128,34 @@ def jobs_run(name: str) -> None:
     click.echo(json.dumps({"job": name, "result": result}, ensure_ascii=False, default=str))
 
 
+@crm.command("export")
+@click.argument("list_name", metavar="LIST")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.option("--user", "username", default=None,
+              help="按该用户的数据范围与脱敏导出（默认：system，全部数据，仍脱敏） / export as this user "
+                   "(scope, hidden columns, masking, language); default: system (all rows, masked)")
+@click.option("--filter", "filters", multiple=True,
+              help="列表网址中的筛选与排序参数，如 '_flt_2_name=科技' 或整条列表网址，可重复 / the list URL's "
+                   "filter and sort arguments (e.g. '_flt_2_name=科技', or the whole list URL); repeatable")
+def export_command(list_name: str, out: str, username: str | None, filters: tuple[str, ...]) -> None:
+    """导出列表到 OUT.xlsx 或 OUT.csv（customers / contacts / interactions） / export a list to OUT.xlsx or OUT.csv."""
+    from app.extensions import appbuilder
+    from app.services.actor import system_user
+    from app.services.export import ExportRefused, export_to_file, parse_args
+
+    user = appbuilder.sm.find_user(username=username) if username else system_user()
+    if username and (user is None or not user.active):
+        click.echo(f"未知或已停用的用户 '{username}' / unknown or disabled user '{username}'", err=True)
+        sys.exit(2)
+    try:
+        log = export_to_file(list_name, out, user, parse_args(filters))
+    except ExportRefused as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    click.echo(json.dumps({"list": list_name, "file": out, "rows": log.rows, "user": user.username,
+                           "export_id": log.id}, ensure_ascii=False))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(crm)
 

@@ -38,6 +38,8 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Delete expired login sessions")),
         PeriodicJob("job_history_cleanup", "app.jobs.runner:purge_job_history", 86400,
                     _l("Delete job run records older than 90 days")),
+        PeriodicJob("export_cleanup", "app.services.export:purge_expired", 3600,
+                    _l("Delete export files past their expiry (CRM_EXPORT_KEEP_DAYS)")),
     ]
 }
 

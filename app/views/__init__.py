@@ -17,6 +17,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
     from app.views.system import SystemStatusView
+    from app.views.export import ExportLogModelView, MyExportsView
     from app.services.reach import reach_warning
 
     appbuilder.app.jinja_env.globals["reach_warning"] = reach_warning  # the customer page's banner
@@ -34,6 +35,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         category=crm, category_label=crm_l)
     appbuilder.add_view(InteractionModelView, "Interactions", label=_l("Interactions"),
                         icon="fa-comments", category=crm, category_label=crm_l)
+    appbuilder.add_view(MyExportsView, "My Exports", label=_l("My Exports"), icon="fa-download",
+                        category=crm, category_label=crm_l)
     appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
                         icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
     appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
@@ -50,6 +53,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-filter", category=cfg, category_label=cfg_l)
     appbuilder.add_view(RevealLogModelView, "Full Contact Views", label=_l("Full Contact Views"),
                         icon="fa-eye", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(ExportLogModelView, "Export Log", label=_l("Export Log"), icon="fa-file-excel-o",
+                        category=cfg, category_label=cfg_l)
     appbuilder.add_view(SystemStatusView, "System Status", label=_l("System Status"),
                         icon="fa-heartbeat", category=cfg, category_label=cfg_l)
     appbuilder.add_api(CustomerApi)

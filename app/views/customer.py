@@ -21,6 +21,7 @@ from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_origi
 from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
 from app.views.attachment import AttachmentModelView
+from app.views.export import ExportMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 from app.views.tag import CustomerTagModelView, add_has_tag_filter, has_tag_search_field, tag_badges
 
@@ -131,10 +132,11 @@ def _contact_customer(item):
     return db.session.get(Customer, item.customer_id) if item.customer_id else None
 
 
-class ContactModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class ContactModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Contact)
     base_filters = ROW_SCOPE
     masked_model = "contact"
+    export_name = "contacts"
     add_form_query_rel_fields = edit_form_query_rel_fields = _CUSTOMER_IN_SCOPE
     list_title = show_title = _l("Contacts")
     add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
@@ -171,9 +173,10 @@ def _flash_reach_warning(customer_id: int | None) -> None:
         flash(warning, "warning")
 
 
-class InteractionModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class InteractionModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Interaction)
     base_filters = ROW_SCOPE
+    export_name = "interactions"
     list_title = show_title = _l("Interactions")
     add_title, edit_title = _l("Add Interaction"), _l("Edit Interaction")
     list_columns = ["occurred_at", "customer", "kind", "key_points", "result", "owner"]
@@ -195,10 +198,11 @@ class InteractionModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
         require_in_scope(_contact_customer(item))
 
 
-class CustomerModelView(CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class CustomerModelView(ExportMixin, CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Customer)
     base_filters = ROW_SCOPE
     masked_model = "customer"
+    export_name = "customers"
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
     list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",

@@ -1,0 +1,499 @@
+"""Exports (导出) of any CRM list to .xlsx or .csv, with the list's filters and sort and the
+viewer's row scope, column scope and masking.
+
+One code path for the three ways in: the list's 导出 buttons (small exports download at once,
+big ones run as a job), the job, and ``flask crm export``. The list's own URL arguments
+(``_flt_<n>_<column>``, ``_oc_<View>``/``_od_<View>``) are parsed into FAB's own Filters of the
+list view, joined with the view's base filters (ROW_SCOPE), so an export holds exactly the rows
+of the list the user was looking at, in its order. Rows stream from the database in batches
+(yield_per: a server-side cursor on PostgreSQL) into xlsxwriter's constant-memory mode or the
+csv module, so memory stays flat whatever the size.
+
+What leaves: the columns the user may see (``scopes.visible``) and values masked by
+``masking.mask_row``. Exports are masked for everybody, holders of "view full contact info"
+included: an export is a list, and lists are masked for everybody (README, 脱敏); a file, once
+downloaded, is copied and mailed beyond any log, so no full values are written into one and
+there is no bulk reveal to log. Every export is written to crm_export_log (who, list, filter,
+format, rows, status).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import parse_qsl, urlencode
+
+from flask import current_app, g
+from flask_babel import force_locale, gettext
+from sqlalchemy import update
+from sqlalchemy.orm import joinedload
+from werkzeug.datastructures import MultiDict
+
+from app.extensions import db
+from app.security import masking
+from app.security.scopes import hidden_fields, visible
+from app.services.fields import N_
+
+FORMATS = ("xlsx", "csv")
+BATCH = 1000
+_WIDTH_SAMPLE = 1000  # rows looked at to size the xlsx columns
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportRefused(ValueError):
+    """An export that cannot run as asked; ``str()`` says why, in the user's language."""
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    get: Callable[[Any], Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Which list, which rows, in which order
+
+def export_views() -> dict[str, Any]:
+    """Export name -> the registered list view (views opt in with ExportMixin.export_name)."""
+    from app.extensions import appbuilder
+
+    return {v.export_name: v for v in appbuilder.baseviews if getattr(v, "export_name", None)}
+
+
+def view_for(name: str):
+    views = export_views()
+    if name not in views:
+        raise ExportRefused(gettext("Unknown list \"%(name)s\". Lists that can be exported: %(names)s",
+                                    name=name, names=", ".join(sorted(views))))
+    return views[name]
+
+
+def parse_args(args: Iterable[str] | str) -> MultiDict:
+    """List URL arguments from a query string, a pasted list URL, or several ``k=v`` strings."""
+    parts = [args] if isinstance(args, str) else list(args)
+    pairs = []
+    for part in parts:
+        pairs += parse_qsl(part.split("?", 1)[1] if "?" in part else part, keep_blank_values=True)
+    return MultiDict(pairs)
+
+
+def _filters_and_order(view, args: MultiDict):
+    """FAB's Filters of the list view set from ``args`` (as FAB's get_filter_args does for a
+    list page), joined with the view's base filters, and the order. Refuses filters and sorts
+    the list itself would refuse (unknown or hidden columns)."""
+    filters = copy.copy(view._filters)  # shares the column->filter tables, own active filters
+    filters.clear_filters()
+    searchable = filters.get_search_filters()
+    hidden = hidden_fields()
+    for arg in args:
+        m = re.fullmatch(r"_flt_(\d+)_(.+)", arg)
+        if not m:
+            continue
+        index, column = int(m.group(1)), m.group(2)
+        if column not in searchable or column.split(".")[0] in hidden or index >= len(searchable[column]):
+            raise ExportRefused(gettext("The list cannot be filtered by \"%(column)s\".", column=column))
+        filters.add_filter_index(column, index, args.getlist(arg))
+    name = view.__class__.__name__
+    order_column, direction = args.get(f"_oc_{name}"), args.get(f"_od_{name}", "asc")
+    if order_column:
+        if order_column not in (view.order_columns or []) or order_column.split(".")[0] in hidden:
+            raise ExportRefused(gettext("The list cannot be sorted by \"%(column)s\".", column=order_column))
+        if direction not in ("asc", "desc"):
+            direction = "asc"
+    else:
+        order_column, direction = view.base_order or ("id", "asc")
+    return filters.get_joined_filters(view._base_filters), order_column, direction
+
+
+def _query(view, args: MultiDict):
+    filters, order_column, direction = _filters_and_order(view, args)
+    base = db.session.query(view.datamodel.obj)
+    return view.datamodel, base, filters, order_column, direction
+
+
+def count_rows(view, args: MultiDict) -> int:
+    datamodel, base, filters, _, _ = _query(view, args)
+    return datamodel.query_count(base, filters)
+
+
+# ---------------------------------------------------------------------------------------------
+# Columns and values
+
+def _cell(value: Any) -> Any:
+    """A value as a spreadsheet cell: text, number, date/datetime or None."""
+    if value is None or isinstance(value, (str, int, float, Decimal, date)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    if isinstance(value, (list, tuple, set)):
+        return "、".join(str(v) for v in value)
+    return str(value)
+
+
+class Exporter:
+    """A list view's columns (its list_columns the user may see, with its labels) and rows."""
+
+    def __init__(self, view) -> None:
+        self.view = view
+        self.masked_model = getattr(view, "masked_model", None)
+        self.columns = self._columns()
+
+    def _columns(self) -> list[Column]:
+        labels = self.view.label_columns
+        return [Column(c, str(labels.get(c, c)), lambda item, c=c: getattr(item, c, None))
+                for c in visible(self.view.list_columns)]
+
+    @property
+    def headers(self) -> list[str]:
+        return [c.label for c in self.columns]
+
+    def options(self, query):
+        """Load the list's many-to-one relations with the rows (no query per row)."""
+        dm = self.view.datamodel
+        rels = [c.key for c in self.columns if dm.is_relation_many_to_one(c.key)]
+        return query.options(*(joinedload(getattr(dm.obj, r)) for r in rels)) if rels else query
+
+    def row_dicts(self, items: list) -> list[dict]:
+        rows = []
+        for item in items:
+            row = {c.key: c.get(item) for c in self.columns}
+            if self.masked_model:
+                masking.mask_row(self.masked_model, item, row, full=False)
+            rows.append(row)
+        return rows
+
+    def rows(self, items: list) -> list[list]:
+        keys = [c.key for c in self.columns]
+        return [[_cell(row[k]) for k in keys] for row in self.row_dicts(items)]
+
+
+class CustomerExporter(Exporter):
+    """Customers: every field of the catalogue (app/services/fields.py, built-in and
+    admin-defined) the user may see, plus the primary contact's name, phone and e-mail."""
+
+    CONTACT = (("contact_name", "name", N_("Primary Contact")), ("contact_phone", "phone", N_("Contact Phone")),
+               ("contact_email", "email", N_("Contact Email")))
+
+    def _columns(self) -> list[Column]:
+        from app.services.fields import customer_fields, read_value
+
+        specs = [s for s in customer_fields() if s.key in visible([s.key])]
+        cols = [Column(s.key, s.label, (not s.custom and self._names_by_fk(s.key)) or
+                       (lambda item, s=s: read_value(item, s))) for s in specs]
+        return cols + [Column(key, gettext(msgid), lambda item: None) for key, _, msgid in self.CONTACT]
+
+    def _names_by_fk(self, key: str) -> Callable[[Any], Any] | None:
+        """A many-to-one field (dictionary item, owner, department: small tables) read by its
+        foreign key from names made once per export, instead of loading the object per row."""
+        from sqlalchemy import inspect as sa_inspect
+
+        rel = sa_inspect(self.view.datamodel.obj).relationships.get(key)
+        if rel is None or rel.direction.name != "MANYTOONE" or len(rel.local_columns) != 1:
+            return None
+        fk = next(iter(rel.local_columns)).key
+        pk = rel.mapper.primary_key[0].key
+        names = {getattr(o, pk): str(o) for o in db.session.query(rel.mapper.class_)}
+        return lambda item: names.get(getattr(item, fk))
+
+    def row_dicts(self, items: list) -> list[dict]:
+        from app.models import Contact
+
+        rows = super().row_dicts(items)
+        ids = [i.id for i in items]
+        first: dict[int, dict] = {}
+        if ids:
+            contacts = (db.session.query(Contact.customer_id, Contact.name, Contact.phone, Contact.email)
+                        .filter(Contact.customer_id.in_(ids))
+                        .order_by(Contact.customer_id, Contact.is_primary.desc(), Contact.id))
+            for customer_id, name, phone, email in contacts:
+                if customer_id not in first:
+                    first[customer_id] = {"name": name, "phone": phone, "email": email}
+        for item, row in zip(items, rows):
+            values = first.get(item.id)
+            if values is None:
+                continue
+            masking.mask_row("contact", None, values, full=False)  # contact masking needs no record
+            for key, field, _ in self.CONTACT:
+                row[key] = values[field]
+        return rows
+
+
+def exporter_for(view) -> Exporter:
+    from app.models import Customer
+
+    return CustomerExporter(view) if view.datamodel.obj is Customer else Exporter(view)
+
+
+def _batches(view, args: MultiDict, exporter: Exporter) -> Iterator[list[list]]:
+    datamodel, base, filters, order_column, direction = _query(view, args)
+    query = exporter.options(datamodel.apply_all(base, filters, order_column, direction))
+    batch: list = []
+    for item in query.yield_per(BATCH):
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield exporter.rows(batch)
+            batch = []
+    if batch:
+        yield exporter.rows(batch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+
+def _display_width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)  # CJK characters are two wide
+
+
+def write_xlsx(path: str | Path, headers: list[str], batches: Iterable[list[list]],
+               progress: Callable[[int], None] | None = None, sheet: str = "Sheet1") -> int:
+    """Constant-memory xlsxwriter: text stays text (no formulas, URLs or numbers made of it),
+    a frozen bold header row, an autofilter over the data and widths from the header and the
+    first rows. Returns the number of data rows."""
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
+                                         "strings_to_urls": False, "strings_to_numbers": False})
+    ws = wb.add_worksheet(re.sub(r"[\[\]:*?/\\]", " ", sheet)[:31] or "Sheet1")
+    head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+    date_fmt, dt_fmt = wb.add_format({"num_format": "yyyy-mm-dd"}), wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    ws.write_row(0, 0, headers, head)
+    ws.freeze_panes(1, 0)
+    widths = [_display_width(h) + 2 for h in headers]
+    r = 0
+    for batch in batches:
+        for row in batch:
+            r += 1
+            for c, v in enumerate(row):
+                if v is None:
+                    continue
+                t = type(v)
+                if t is str:
+                    ws.write_string(r, c, v)
+                elif t is datetime:
+                    ws.write_datetime(r, c, v, dt_fmt)
+                elif t is date:
+                    ws.write_datetime(r, c, v, date_fmt)
+                else:
+                    ws.write_number(r, c, float(v))
+                if r <= _WIDTH_SAMPLE:
+                    widths[c] = max(widths[c], _display_width(str(v)) + 2 if t is str else 18 if t is datetime else 12)
+        if progress:
+            progress(r)
+    for c, w in enumerate(widths):
+        ws.set_column(c, c, min(max(w, 8), 50))
+    ws.autofilter(0, 0, max(r, 1), max(len(headers) - 1, 0))
+    wb.close()
+    return r
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_CSV_FORMULA_START) else value
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def write_csv(path: str | Path, headers: list[str], batches: Iterable[list[list]],
+              progress: Callable[[int], None] | None = None, sheet: str = "") -> int:  # noqa: ARG001
+    """UTF-8 with BOM (Excel then reads Chinese right); a text cell starting with = + - @ tab or
+    CR gets a leading ' so no spreadsheet runs it as a formula. Returns the number of data rows."""
+    r = 0
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow([_csv_cell(h) for h in headers])
+        for batch in batches:
+            out.writerows([_csv_cell(v) for v in row] for row in batch)
+            r += len(batch)
+            if progress:
+                progress(r)
+    return r
+
+
+WRITERS = {"xlsx": write_xlsx, "csv": write_csv}
+
+
+def write_export(view, fmt: str, args: MultiDict, path: str | Path,
+                 progress: Callable[[int], None] | None = None) -> int:
+    """Write the list ``view`` as the current user sees it, filtered and sorted by ``args``."""
+    if fmt not in FORMATS:
+        raise ExportRefused(gettext("Unknown export format \"%(fmt)s\": use xlsx or csv.", fmt=fmt))
+    exporter = exporter_for(view)
+    return WRITERS[fmt](path, exporter.headers, _batches(view, args, exporter), progress, sheet=list_title(view))
+
+
+# ---------------------------------------------------------------------------------------------
+# Files, the log, the three ways in
+
+def export_dir() -> Path:
+    path = Path(current_app.config.get("CRM_EXPORT_DIR") or os.path.join(current_app.instance_path, "exports"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def list_title(view) -> str:
+    return str(view.list_title or view.export_name)
+
+
+def _download_name(view, fmt: str) -> str:
+    return f"{list_title(view)}-{datetime.now():%Y%m%d-%H%M%S}.{fmt}"
+
+
+def _new_log(view, fmt: str, args: MultiDict, user, channel: str):
+    from app.models import ExportLog
+
+    log = ExportLog(user_id=getattr(user, "id", None), list_name=view.export_name, format=fmt, channel=channel,
+                    filter=urlencode(list(args.items(multi=True))), status="running",
+                    file_name=_download_name(view, fmt))
+    db.session.add(log)
+    db.session.commit()
+    return log
+
+
+def _finish(log, rows: int, path: Path | None = None) -> None:
+    log.status, log.rows, log.finished_at = "done", rows, datetime.utcnow()
+    if path is not None:
+        log.size = path.stat().st_size
+    db.session.commit()
+
+
+def _fail(log, exc: BaseException) -> None:
+    db.session.rollback()
+    log.status, log.error, log.finished_at = "failed", str(exc)[:4000], datetime.utcnow()
+    db.session.commit()
+
+
+@dataclass
+class Started:
+    log: Any
+    path: Path | None = None  # set when the file is ready to download now
+
+
+def start_export(view, fmt: str, args: MultiDict, user) -> Started:
+    """From the list's buttons: up to CRM_EXPORT_SYNC_ROWS rows are written now (the caller
+    sends the file and deletes it); more become a job whose file waits on 我的导出."""
+    if fmt not in FORMATS:
+        raise ExportRefused(gettext("Unknown export format \"%(fmt)s\": use xlsx or csv.", fmt=fmt))
+    total = count_rows(view, args)  # refuses bad filters before anything is logged
+    if total <= int(current_app.config.get("CRM_EXPORT_SYNC_ROWS", 5000)):
+        log = _new_log(view, fmt, args, user, "direct")
+        log.total = total
+        path = export_dir() / f"direct-{secrets.token_hex(16)}.{fmt}"
+        try:
+            _finish(log, write_export(view, fmt, args, path), path)
+        except Exception as exc:
+            path.unlink(missing_ok=True)
+            _fail(log, exc)
+            raise
+        return Started(log, path)
+    from app.jobs import enqueue
+
+    log = _new_log(view, fmt, args, user, "job")
+    log.status, log.total = "queued", total
+    db.session.commit()
+    enqueue("app.services.export:run_export_job", log.id, run_key=f"export-{log.id}", queue="reports")
+    db.session.refresh(log)
+    return Started(log)
+
+
+def _user_locale(user) -> str:
+    return getattr(user, "locale", None) or current_app.config.get("BABEL_DEFAULT_LOCALE", "zh")
+
+
+def _act_as(user) -> None:
+    """Scope and masking follow ``g.user``: a job or the command line acts as the requester."""
+    g.user = user
+    g.pop("_crm_policies", None)
+    g.pop("_crm_full_contact", None)
+
+
+def _progress_writer(log_id: int) -> Callable[[int], None]:
+    """Progress goes through its own short transaction: the export's read stays open."""
+    from app.models import ExportLog
+
+    def report(rows: int) -> None:
+        with db.engine.begin() as conn:
+            conn.execute(update(ExportLog).where(ExportLog.id == log_id).values(rows=rows))
+    return report
+
+
+def run_export_job(export_id: int) -> dict:
+    """The job (queue "reports"): write the file as the requester would see the list."""
+    from app.models import CrmUser, ExportLog
+
+    log = db.session.get(ExportLog, export_id)
+    if log is None or log.status == "done":
+        return {"skipped": True}
+    user = db.session.get(CrmUser, log.user_id) if log.user_id else None
+    if user is None or not user.active:
+        _fail(log, ExportRefused("requester missing or disabled"))
+        return {"export": export_id, "status": "failed"}
+    _act_as(user)
+    log.status, log.rows, log.error = "running", 0, None
+    log.stored_name = log.stored_name or f"{secrets.token_hex(16)}.{log.format}"
+    db.session.commit()
+    path = export_dir() / log.stored_name
+    try:
+        with force_locale(_user_locale(user)):
+            view = view_for(log.list_name)
+            rows = write_export(view, log.format, parse_args(log.filter), path, _progress_writer(log.id))
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        _fail(log, exc)
+        raise
+    log.expires_at = datetime.utcnow() + timedelta(days=float(current_app.config.get("CRM_EXPORT_KEEP_DAYS", 7)))
+    _finish(log, rows, path)
+    return {"export": export_id, "rows": rows}
+
+
+def export_to_file(list_name: str, path: str | Path, user, args: MultiDict) -> Any:
+    """``flask crm export``: the same export written to ``path``, as ``user`` (scope, hidden
+    columns, masking and language), logged with channel "cli"."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ExportRefused(gettext("Unknown export format \"%(fmt)s\": use xlsx or csv.", fmt=fmt))
+    _act_as(user)
+    with force_locale(_user_locale(user)):
+        view = view_for(list_name)
+        log = _new_log(view, fmt, args, user, "cli")
+        log.total = count_rows(view, args)
+        try:
+            _finish(log, write_export(view, fmt, args, path), Path(path))
+        except Exception as exc:
+            _fail(log, exc)
+            raise
+    return log
+
+
+def file_of(log) -> Path | None:
+    """The finished job file of an export, if it is still there."""
+    if log.status != "done" or not log.stored_name:
+        return None
+    path = export_dir() / log.stored_name
+    return path if path.is_file() else None
+
+
+def purge_expired() -> int:
+    """Periodic job: delete job files past their expiry; their log rows stay, marked expired."""
+    from app.models import ExportLog
+
+    now, n = datetime.utcnow(), 0
+    for log in db.session.query(ExportLog).filter(ExportLog.status == "done", ExportLog.expires_at < now):
+        if log.stored_name:
+            (export_dir() / log.stored_name).unlink(missing_ok=True)
+        log.status = "expired"
+        n += 1
+    db.session.commit()
+    return n
