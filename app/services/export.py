@@ -190,6 +190,9 @@ class CustomerExporter(Exporter):
                        (lambda item, s=s: read_value(item, s))) for s in specs]
         return cols + [Column(key, gettext(msgid), lambda item: None) for key, _, msgid in self.CONTACT]
 
+    def options(self, query):
+        return query  # related names come by foreign key (below), not from joined objects
+
     def _names_by_fk(self, key: str) -> Callable[[Any], Any] | None:
         """A many-to-one field (dictionary item, owner, department: small tables) read by its
         foreign key from names made once per export, instead of loading the object per row."""
