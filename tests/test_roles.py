@@ -15,21 +15,21 @@ ROLES = {
     "sales_staff": {"dept": "sales", "customer": {"add", "edit"}, "contact": {"add", "edit"},
                     "delete": set(), "menus": set()},
     "sales_supervisor": {"dept": "sales", "customer": {"add", "edit"}, "contact": {"add", "edit"},
-                         "delete": {"customer", "contact", "interaction"}, "menus": set()},
+                         "delete": {"customer", "contact", "interaction"}, "menus": {"/tagaudit/"}},
     "service_staff": {"dept": "service", "customer": set(), "contact": {"add", "edit"},
                       "delete": set(), "menus": set()},
     "service_supervisor": {"dept": "service", "customer": set(), "contact": {"add", "edit"},
-                           "delete": {"contact", "interaction"}, "menus": set()},
+                           "delete": {"contact", "interaction"}, "menus": {"/tagaudit/"}},
     "analytics_staff": {"dept": "analytics", "customer": set(), "contact": set(),
                         "delete": set(), "menus": set()},
     "analytics_supervisor": {"dept": "analytics", "customer": set(), "contact": set(),
-                             "delete": set(), "menus": {"/system/status/"}},
+                             "delete": set(), "menus": {"/system/status/", "/tagaudit/"}},
 }
 CRM_MENUS = {"/customermodelview/list/", "/contactmodelview/list/", "/interactionmodelview/list/"}
 ADMIN_ONLY_PAGES = ["/users/list/", "/roles/list/", "/departmentmodelview/list/",
                     "/dictionarytypemodelview/list/", "/dictionaryitemmodelview/list/",
                     "/users/add", "/roles/add", "/permissions/list/"]
-ALL_MENU_LINKS = CRM_MENUS | {"/system/status/", "/users/list/", "/roles/list/", "/departmentmodelview/list/",
+ALL_MENU_LINKS = CRM_MENUS | {"/system/status/", "/tagaudit/", "/users/list/", "/roles/list/", "/departmentmodelview/list/",
                               "/dictionarytypemodelview/list/", "/dictionaryitemmodelview/list/"}
 
 

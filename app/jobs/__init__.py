@@ -38,6 +38,8 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Delete expired login sessions")),
         PeriodicJob("job_history_cleanup", "app.jobs.runner:purge_job_history", 86400,
                     _l("Delete job run records older than 90 days")),
+        PeriodicJob("tagging_rules", "app.services.tag_rules:apply_all_rules", 86400,
+                    _l("Apply the active tagging rules to every customer")),
     ]
 }
 
