@@ -212,9 +212,9 @@ def close_round(rnd: TagAuditRound, user) -> dict:
     """Close the round with its summary (kept on the round for admins)."""
     if rnd.status != "open":
         raise AuditError(gettext("This round is closed."))
-    counts = dict(db.session.execute(select(func.coalesce(TagAuditItem.decision, ""), func.count())
-                                     .where(TagAuditItem.round_id == rnd.id)
-                                     .group_by(func.coalesce(TagAuditItem.decision, ""))).all())
+    counts = {d or "": n for d, n in db.session.execute(
+        select(TagAuditItem.decision, func.count()).where(TagAuditItem.round_id == rnd.id)
+        .group_by(TagAuditItem.decision)).all()}
     prog = progress(rnd)
     summary = {"total": prog["total"], "checked": prog["checked"], "unchecked": counts.get("", 0),
                "confirmed": counts.get("confirm", 0), "removed": counts.get("remove", 0),
