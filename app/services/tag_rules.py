@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext
 from sqlalchemy import (
-    DateTime, Integer, String, and_, cast, exists, func, insert, literal, not_, or_, select,
+    DateTime, Integer, String, and_, cast, exists, func, insert, literal, literal_column, not_, or_, select,
 )
 
 from app.extensions import db
@@ -174,9 +174,12 @@ def _activity_clause(operator: str, value: int, window_days: int, now: datetime)
     """Customers whose count of interactions since now - window compares to value. Counting
     happens in one GROUP BY; customers with none never appear there, so when 0 satisfies the
     comparison the clause keeps everyone *not* among those failing it."""
-    counts = (select(Interaction.customer_id)
+    # "customer_id + 0": otherwise SQLite walks the whole customer_id index to skip a sort,
+    # instead of the window's range of ix_crm_interaction_occurred_customer (10x slower at 10M rows)
+    customer = Interaction.customer_id + literal_column("0")
+    counts = (select(customer)
               .where(Interaction.occurred_at >= now - timedelta(days=window_days))
-              .group_by(Interaction.customer_id))
+              .group_by(customer))
     test = COMPARE[operator](func.count(Interaction.id), value)
     if COMPARE[operator](0, value):
         return Customer.id.not_in(counts.having(not_(test)))
@@ -221,7 +224,7 @@ def _suppressed(rule: TaggingRule):
         s.customer_id == Customer.id, s.tag_id == rule.tag_id,
         s.removed_at >= rule.updated_at,
         Customer.changed_on <= s.removed_at,
-        ~exists().where(Interaction.customer_id == Customer.id, Interaction.created_on > s.removed_at))
+        ~exists().where(Interaction.customer_id == s.customer_id, Interaction.created_on > s.removed_at))
 
 
 def rule_clause(rule: TaggingRule, now: datetime | None = None):
