@@ -216,7 +216,7 @@ def test_a_rule_broken_later_is_refused_and_applies_nothing(app):
             db.session.commit()
 
 
-def test_rules_pages_are_for_admins_only(app, client, make_user):
+def test_rules_pages_are_for_admins_only(app, make_user):
     for role in ("sales_supervisor", "sales_staff"):
         c = app.test_client()
         user = make_user(role, "sales")

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 
 from conftest import ADMIN_PASSWORD, USER_PASSWORD
 
-from .test_browser import assert_page_ok, browser, demo_data, log_in, new_page, open_menu, shot  # noqa: F401
+from .test_browser import (  # noqa: F401  (fixtures used by name)
+    assert_page_ok, browser, demo_data, log_in, new_page, open_menu, pytestmark, shot,
+)
 
 
 def _sales_customer_with_conflict(app) -> str:
