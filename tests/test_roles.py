@@ -15,21 +15,22 @@ ROLES = {
     "sales_staff": {"dept": "sales", "customer": {"add", "edit"}, "contact": {"add", "edit"},
                     "delete": set(), "menus": set()},
     "sales_supervisor": {"dept": "sales", "customer": {"add", "edit"}, "contact": {"add", "edit"},
-                         "delete": {"customer", "contact", "interaction"}, "menus": {"/myexports/list/"}},
+                         "delete": {"customer", "contact", "interaction"}, "menus": {"/myexports/list/", "/tagaudit/"}},
     "service_staff": {"dept": "service", "customer": set(), "contact": {"add", "edit"},
                       "delete": set(), "menus": set()},
     "service_supervisor": {"dept": "service", "customer": set(), "contact": {"add", "edit"},
-                           "delete": {"contact", "interaction"}, "menus": {"/myexports/list/"}},
+                           "delete": {"contact", "interaction"}, "menus": {"/myexports/list/", "/tagaudit/"}},
     "analytics_staff": {"dept": "analytics", "customer": set(), "contact": set(),
                         "delete": set(), "menus": {"/myexports/list/"}},
     "analytics_supervisor": {"dept": "analytics", "customer": set(), "contact": set(),
-                             "delete": set(), "menus": {"/system/status/", "/myexports/list/"}},
+                             "delete": set(), "menus": {"/system/status/", "/myexports/list/", "/tagaudit/"}},
 }
 CRM_MENUS = {"/customermodelview/list/", "/contactmodelview/list/", "/interactionmodelview/list/"}
 ADMIN_ONLY_PAGES = ["/users/list/", "/roles/list/", "/departmentmodelview/list/",
                     "/dictionarytypemodelview/list/", "/dictionaryitemmodelview/list/",
                     "/users/add", "/roles/add", "/permissions/list/", "/exportlogmodelview/list/"]
-ALL_MENU_LINKS = CRM_MENUS | {"/system/status/", "/myexports/list/", "/exportlogmodelview/list/", "/users/list/", "/roles/list/", "/departmentmodelview/list/",
+ALL_MENU_LINKS = CRM_MENUS | {"/system/status/", "/myexports/list/", "/exportlogmodelview/list/", "/tagaudit/",
+                              "/users/list/", "/roles/list/", "/departmentmodelview/list/",
                               "/dictionarytypemodelview/list/", "/dictionaryitemmodelview/list/"}
 
 

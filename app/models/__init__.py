@@ -5,7 +5,10 @@ from app.models.system import JobRun, SeedRecord  # noqa: F401
 from app.models.customer import Contact, Customer  # noqa: F401
 from app.models.interaction import Interaction  # noqa: F401
 from app.models.numbering import NumberingRule, SequenceCounter  # noqa: F401
-from app.models.tag import CustomerTag, Tag, TagDimension  # noqa: F401
+from app.models.tag import (  # noqa: F401
+    CustomerTag, Tag, TagAuditItem, TagAuditRound, TagChange, TagDimension, TaggingRule,
+    TaggingRuleCondition, TagSuppression,
+)
 from app.models.attachment import Attachment  # noqa: F401
 from app.models.access import RevealLog, RolePolicy  # noqa: F401
 from app.models.history import FieldChange  # noqa: F401

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from flask_appbuilder import Model
 from flask_appbuilder.models.mixins import AuditMixin
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import relationship
 
 
@@ -24,3 +24,8 @@ class Interaction(AuditMixin, Model):
     next_step = Column(String(255))
     owner_id = Column(Integer, ForeignKey("ab_user.id"), index=True)
     owner = relationship("CrmUser", foreign_keys=[owner_id])
+
+
+# Activity counts in a time window (tagging rules: "≥ 5 interactions in the last 90 days") read
+# only this index: a range on occurred_at, grouped by customer, without touching the table.
+Index("ix_crm_interaction_occurred_customer", Interaction.occurred_at, Interaction.customer_id)

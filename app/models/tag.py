@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import backref, relationship
 
 from app.models.dictionary import _localized
@@ -22,6 +22,8 @@ class TagDimension(Model):
     name_en = Column(String(100))
     sort = Column(Integer, nullable=False, default=0)
     active = Column(Boolean, nullable=False, default=True)
+    # one value at a time (活跃 and 沉睡 together is a conflict the audit flags)
+    exclusive = Column(Boolean, nullable=False, default=False, server_default=false())
     tags = relationship("Tag", back_populates="dimension", order_by="Tag.sort")
 
     def __repr__(self) -> str:
@@ -63,10 +65,117 @@ class CustomerTag(Model):
     tag_id = Column(Integer, ForeignKey("crm_tag.id", ondelete="CASCADE"), nullable=False, index=True)
     tag = relationship(Tag)
     source = Column(String(16), nullable=False, default=SOURCE_MANUAL)  # manual | rule
-    rule_id = Column(Integer, nullable=True)  # the tagging rule that set it (rules come later; no FK yet)
+    rule_id = Column(Integer, nullable=True, index=True)  # the tagging rule that set it (crm_tagging_rule.id)
     tagged_by_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True, index=True)
     tagged_by = relationship("CrmUser", foreign_keys=[tagged_by_id])
     tagged_at = Column(DateTime, nullable=False, default=datetime.utcnow)
 
     def __repr__(self) -> str:
         return self.tag.label if self.tag is not None else ""
+
+
+# -- tagging rules (自动打标规则) and the monthly tag audit (每月标签核查) -------------------------
+
+class TaggingRule(Model):
+    """A rule an admin edits as data: when every condition holds, the customer gets ``tag``
+    (and, with ``remove_unmet``, loses it again when they stop holding)."""
+    __tablename__ = "crm_tagging_rule"
+    id = Column(Integer, primary_key=True)
+    key = Column(String(64), unique=True)  # seeded rules only
+    name = Column(String(100), unique=True, nullable=False)
+    tag_id = Column(Integer, ForeignKey("crm_tag.id"), nullable=False, index=True)
+    tag = relationship(Tag)
+    active = Column(Boolean, nullable=False, default=False)
+    remove_unmet = Column(Boolean, nullable=False, default=True)
+    description = Column(String(255))
+    updated_at = Column(DateTime, nullable=False, default=datetime.utcnow, onupdate=datetime.utcnow)
+    last_run_at = Column(DateTime)
+    last_result = Column(String(255))
+    conditions = relationship("TaggingRuleCondition", back_populates="rule", cascade="all, delete-orphan",
+                              order_by="TaggingRuleCondition.id")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class TaggingRuleCondition(Model):
+    """One condition of a rule: a catalogue field (or ``interactions``: the count of interaction
+    records in the last ``window_days`` days), an operator from the whitelist and a value."""
+    __tablename__ = "crm_tagging_rule_condition"
+    id = Column(Integer, primary_key=True)
+    rule_id = Column(Integer, ForeignKey("crm_tagging_rule.id", ondelete="CASCADE"), nullable=False, index=True)
+    rule = relationship(TaggingRule, back_populates="conditions")
+    field = Column(String(64), nullable=False)
+    operator = Column(String(16), nullable=False)
+    value = Column(String(200))
+    window_days = Column(Integer)
+
+    def __repr__(self) -> str:
+        window = f" ({self.window_days}d)" if self.window_days else ""
+        return f"{self.field}{window} {self.operator} {self.value or ''}".strip()
+
+
+class TagChange(Model):
+    """Every tag a rule or an audit put on or took off a customer: what, who (rule or person), when."""
+    __tablename__ = "crm_tag_change"
+    id = Column(Integer, primary_key=True)
+    batch = Column(String(32), nullable=False, index=True)  # one rule application or audit decision
+    customer_id = Column(Integer, ForeignKey("crm_customer.id", ondelete="CASCADE"), nullable=False, index=True)
+    tag_id = Column(Integer, ForeignKey("crm_tag.id", ondelete="CASCADE"), nullable=False, index=True)
+    action = Column(String(8), nullable=False)  # add | remove
+    source = Column(String(16), nullable=False)  # rule | audit
+    rule_id = Column(Integer, ForeignKey("crm_tagging_rule.id", ondelete="SET NULL"), index=True)
+    round_id = Column(Integer, ForeignKey("crm_tag_audit_round.id", ondelete="SET NULL"), index=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id"))
+    changed_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+
+class TagSuppression(Model):
+    """A tag removed from a customer in an audit: rules do not put it back until the evidence
+    changes (the customer file is edited, a new interaction is recorded, or the rule is edited)."""
+    __tablename__ = "crm_tag_suppression"
+    __table_args__ = (UniqueConstraint("customer_id", "tag_id", name="uq_tag_suppression"),)
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("crm_customer.id", ondelete="CASCADE"), nullable=False, index=True)
+    tag_id = Column(Integer, ForeignKey("crm_tag.id", ondelete="CASCADE"), nullable=False, index=True)
+    round_id = Column(Integer, ForeignKey("crm_tag_audit_round.id", ondelete="SET NULL"))
+    removed_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+
+class TagAuditRound(Model):
+    """One department's audit of one month (2024-05): its items, progress and closing summary."""
+    __tablename__ = "crm_tag_audit_round"
+    __table_args__ = (UniqueConstraint("department_id", "month", name="uq_tag_audit_round"),)
+    id = Column(Integer, primary_key=True)
+    department_id = Column(Integer, ForeignKey("crm_department.id"), nullable=False, index=True)
+    department = relationship("Department")
+    month = Column(String(7), nullable=False)  # YYYY-MM
+    status = Column(String(8), nullable=False, default="open")  # open | closed
+    opened_by_id = Column(Integer, ForeignKey("ab_user.id"))
+    opened_by = relationship("CrmUser", foreign_keys=[opened_by_id])
+    opened_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    closed_by_id = Column(Integer, ForeignKey("ab_user.id"))
+    closed_by = relationship("CrmUser", foreign_keys=[closed_by_id])
+    closed_at = Column(DateTime)
+    summary = Column(String(4000))  # JSON written when the round closes
+
+    def __repr__(self) -> str:
+        return f"{self.department} {self.month}"
+
+
+class TagAuditItem(Model):
+    """One customer's tag in a round, with the decision taken on it and by whom."""
+    __tablename__ = "crm_tag_audit_item"
+    id = Column(Integer, primary_key=True)
+    round_id = Column(Integer, ForeignKey("crm_tag_audit_round.id", ondelete="CASCADE"), nullable=False, index=True)
+    customer_id = Column(Integer, ForeignKey("crm_customer.id", ondelete="CASCADE"), nullable=False, index=True)
+    tag_id = Column(Integer, ForeignKey("crm_tag.id", ondelete="CASCADE"), nullable=False)
+    source = Column(String(16))  # evidence as it was when the round opened
+    rule_id = Column(Integer)
+    tagged_by_id = Column(Integer)
+    tagged_at = Column(DateTime)
+    conflict = Column(Boolean, nullable=False, default=False)
+    decision = Column(String(8))  # None (unchecked) | confirm | remove | change
+    new_tag_id = Column(Integer, ForeignKey("crm_tag.id"))
+    checked_by_id = Column(Integer, ForeignKey("ab_user.id"))
+    checked_at = Column(DateTime)

@@ -77,7 +77,7 @@ def current_policy() -> Policy:
 
 def customer_clause(policy: Policy):
     """The SQL condition on Customer for a policy."""
-    from app.models import Customer, CrmUser
+    from app.models import Customer
 
     if policy.scope == "all":
         return true()
@@ -85,9 +85,17 @@ def customer_clause(policy: Policy):
         return false()
     own = Customer.owner_id == policy.user_id
     if policy.scope == "department" and policy.department_id is not None:
-        members = select(CrmUser.id).where(CrmUser.department_id == policy.department_id)
-        return or_(own, Customer.department_id == policy.department_id, Customer.owner_id.in_(members))
+        return or_(own, department_clause(policy.department_id))
     return own
+
+
+def department_clause(department_id: int):
+    """A department's customers: of that department, or owned by one of its members (the
+    'department' row scope without the user's own; also what a department's tag audit covers)."""
+    from app.models import Customer, CrmUser
+
+    members = select(CrmUser.id).where(CrmUser.department_id == department_id)
+    return or_(Customer.department_id == department_id, Customer.owner_id.in_(members))
 
 
 def row_clause(model: type, policy: Policy | None = None):

@@ -289,7 +289,7 @@ def _parse_tag_dimensions(doc: dict, rel: str, problems: _Problems, ctx: dict) -
 
     out = []
     for rec, line in _records(doc):
-        r = _fields(rec, rel, problems, ("key", "name", "values"), ("name_en",), line)
+        r = _fields(rec, rel, problems, ("key", "name", "values"), ("name_en", "exclusive"), line)
         if not r:
             continue
         where = f"{rel}:{r[LINE]}"
@@ -302,8 +302,8 @@ def _parse_tag_dimensions(doc: dict, rel: str, problems: _Problems, ctx: dict) -
         if not isinstance(r["values"], list):
             problems.add(where, "values 必须是列表", "values must be a list")
             continue
-        out.append(_Record("tag_dimension", r["key"], {"key": r["key"], "name": name, "name_en": r.get("name_en")},
-                           where, noupdate))
+        out.append(_Record("tag_dimension", r["key"], {"key": r["key"], "name": name, "name_en": r.get("name_en"),
+                                                       "exclusive": r.get("exclusive") is True}, where, noupdate))
         seen: set[str] = set()
         for sort, raw in enumerate(r["values"], start=1):
             text = str(raw).strip() if isinstance(raw, (str, int)) else ""
@@ -316,9 +316,52 @@ def _parse_tag_dimensions(doc: dict, rel: str, problems: _Problems, ctx: dict) -
                 problems.add(where, f"标签值 '{value}' 重复", f"tag value '{value}' repeats")
                 continue
             seen.add(value)
+            ctx["tags"].add(f"{r['key']}.{value}")
             out.append(_Record("tag", f"{r['key']}.{value}",
                                {"dimension_key": r["key"], "name": value, "name_en": value_en or None, "sort": sort},
                                where, noupdate))
+    return out
+
+
+def _parse_tagging_rules(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    """Tagging rules: ``tag: activity.活跃`` (a tag's seed key: dimension key . value) and
+    ``conditions: [{field, op, value, window_days}]`` checked against the rule vocabulary."""
+    from app.services.tag_rules import condition_problems
+
+    out = []
+    for rec, line in _records(doc):
+        r = _fields(rec, rel, problems, ("key", "name", "tag", "conditions"),
+                    ("active", "remove_unmet", "description"), line)
+        if not r:
+            continue
+        where, ok = f"{rel}:{r[LINE]}", True
+        if r["tag"] not in ctx["tags"]:
+            problems.add(where, f"未知标签 '{r['tag']}'（写作 维度键.值，如 activity.活跃）",
+                         f"unknown tag '{r['tag']}' (write dimension key.value, e.g. activity.活跃)")
+            ok = False
+        conditions = []
+        for n, c in enumerate(r["conditions"] if isinstance(r["conditions"], list) else [None], start=1):
+            if not isinstance(c, dict) or set(c) - {"field", "op", "value", "window_days", LINE}:
+                problems.add(where, f"条件 {n} 必须是 field/op/value/window_days 的映射",
+                             f"condition {n} must map field/op/value/window_days")
+                ok = False
+                continue
+            value = None if c.get("value") is None else str(c["value"])
+            for messages in condition_problems(c.get("field"), c.get("op"), value, c.get("window_days")).values():
+                for m in messages:
+                    zh, en = _both(m, {})
+                    problems.add(f"{rel}:{c.get(LINE, r[LINE])}", f"条件 {n}：{zh}", f"condition {n}: {en}")
+                ok = False if messages else ok
+            conditions.append((c.get("field"), c.get("op"), value, c.get("window_days")))
+        for flag in ("active", "remove_unmet"):
+            if not isinstance(r.get(flag, True), bool):
+                problems.add(where, f"{flag} 只能是 true 或 false", f"{flag} must be true or false")
+                ok = False
+        if ok:
+            out.append(_Record("tagging_rule", r["key"], {
+                "key": r["key"], "name": str(r["name"]), "tag_key": r["tag"], "active": r.get("active", False),
+                "remove_unmet": r.get("remove_unmet", True), "description": r.get("description"),
+                "conditions": conditions}, where, r.get("noupdate", doc.get("noupdate", False))))
     return out
 
 
@@ -328,6 +371,7 @@ PARSERS: dict[str, Callable[..., list[_Record]]] = {
     "role": _parse_roles,
     "numbering_rule": _parse_numbering_rules,
     "tag_dimension": _parse_tag_dimensions,
+    "tagging_rule": _parse_tagging_rules,
 }
 
 
@@ -365,6 +409,24 @@ def _apply_tag(rec: _Record, row, ctx: dict):
     return row, _set_fields(row, values) or row.id is None
 
 
+def _apply_tagging_rule(rec: _Record, row, ctx: dict):
+    from datetime import datetime
+
+    from app.models.tag import TaggingRule, TaggingRuleCondition
+
+    values = dict(rec.values)
+    link = db.session.query(SeedRecord).filter_by(kind="tag", key=values.pop("tag_key")).one()
+    conditions = values.pop("conditions")
+    row = row or TaggingRule()
+    changed = _set_fields(row, {**values, "tag_id": link.record_id}) or row.id is None
+    if [(c.field, c.operator, c.value, c.window_days) for c in row.conditions] != conditions:
+        row.conditions = [TaggingRuleCondition(field=f, operator=o, value=v, window_days=w) for f, o, v, w in conditions]
+        changed = True
+    if changed:
+        row.updated_at = datetime.now()
+    return row, changed
+
+
 def _apply_role(rec: _Record, row, ctx: dict):
     sm = appbuilder.sm
     row = row or sm.role_model(name=rec.values["name"])
@@ -399,7 +461,14 @@ WRITERS = {
     "numbering_rule": (NumberingRule, _apply_simple(NumberingRule)),
     "tag_dimension": (TagDimension, _apply_simple(TagDimension)),
     "tag": (Tag, _apply_tag),
+    "tagging_rule": (None, _apply_tagging_rule),
 }
+
+
+def _rule_model():
+    from app.models.tag import TaggingRule
+
+    return TaggingRule
 
 
 def _known_permissions() -> set[tuple[str, str]]:
@@ -417,7 +486,8 @@ def read_manifest(section: str = "load") -> tuple[list[_Record], _Problems]:
     if not isinstance(files, list):
         raise SeedError([f"seeds/manifest.yaml: '{section}' 必须是文件列表 / '{section}' must be a list of files"])
     _perm_cache: dict[str, set] = {}
-    ctx = {"departments": set(), "permissions": lambda: _perm_cache.setdefault("p", _known_permissions())}
+    ctx = {"departments": set(), "tags": set(),
+           "permissions": lambda: _perm_cache.setdefault("p", _known_permissions())}
     records: list[_Record] = []
     for name in files:
         rel = f"seeds/{name}"
@@ -455,7 +525,7 @@ def load_seeds() -> SeedReport:
     try:
         for rec in records:
             model, apply = WRITERS[rec.kind]
-            model = model or appbuilder.sm.role_model
+            model = model or (appbuilder.sm.role_model if rec.kind == "role" else _rule_model())
             link = db.session.query(SeedRecord).filter_by(kind=rec.kind, key=rec.key).first()
             row = db.session.get(model, link.record_id) if link else None
             if link and rec.noupdate and row is not None:

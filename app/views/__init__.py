@@ -13,6 +13,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.history import CustomerHistoryApi, CustomerHistoryView
     from app.views.attachment import AttachmentModelView
     from app.views.tag import CustomerTagApi, CustomerTagModelView, TagDimensionModelView, TagModelView
+    from app.views.tag_rules import TagAuditView, TaggingRuleConditionModelView, TaggingRuleModelView
     from app.views.dictionary import DictionaryItemModelView, DictionaryTypeModelView
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
@@ -37,6 +38,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-comments", category=crm, category_label=crm_l)
     appbuilder.add_view(MyExportsView, "My Exports", label=_l("My Exports"), icon="fa-download",
                         category=crm, category_label=crm_l)
+    appbuilder.add_view(TagAuditView, "Tag Audit", label=_l("Monthly Tag Audit"), icon="fa-check-square-o",
+                        category=crm, category_label=crm_l)
     appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
                         icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
     appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
@@ -47,6 +50,9 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-tags", category=cfg, category_label=cfg_l)
     appbuilder.add_view(TagModelView, "Tags", label=_l("Tags"), icon="fa-tag", category=cfg,
                         category_label=cfg_l)
+    appbuilder.add_view_no_menu(TaggingRuleConditionModelView)
+    appbuilder.add_view(TaggingRuleModelView, "Tagging Rules", label=_l("Tagging Rules"), icon="fa-magic",
+                        category=cfg, category_label=cfg_l)
     appbuilder.add_view(NumberingRuleModelView, "Numbering Rules", label=_l("Numbering Rules"),
                         icon="fa-list-ol", category=cfg, category_label=cfg_l)
     appbuilder.add_view(RolePolicyModelView, "Data Scopes", label=_l("Data Scopes"),

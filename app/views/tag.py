@@ -15,7 +15,7 @@ from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_babel import gettext, lazy_gettext as _l
 from markupsafe import Markup, escape
-from sqlalchemy import false, select
+from sqlalchemy import false, true
 from wtforms import StringField
 from wtforms.validators import Optional
 
@@ -51,24 +51,38 @@ def _active_tags():
 
 
 class FilterHasTag(BaseFilter):
-    """Customers carrying a tag: the value is a tag id (the select box) or a 维度-值 label (typed/URL)."""
+    """Customers carrying every tag given: a tag id (the select box) or 维度-值 labels, comma
+    separated (typed/URL). Two such filters AND together too; see the any/none filters for OR and NOT."""
     name = _l("Has tag")
     arg_name = "hastag"
+    part = "include_all"
 
     def apply(self, query, value):
         if isinstance(value, (list, tuple)):
-            value = value[0] if value else ""
+            value = ",".join(str(v) for v in value)
         value = str(value or "").strip()
-        tag_id = int(value) if value.isdigit() else None
-        if tag_id is None and value:
-            try:
-                tag = tagging.find_tag(value)
-            except tagging.TagError:
-                tag = None
-            tag_id = tag.id if tag is not None else None
-        if tag_id is None:
-            return query.filter(false())
-        return query.filter(Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag_id == tag_id)))
+        try:
+            clause = tagging.tag_clause(**{self.part: value}) if value else false()
+        except tagging.TagError:
+            clause = false() if self.part != "exclude" else true()
+        return query.filter(clause)
+
+
+class FilterHasAnyTag(FilterHasTag):
+    """Customers carrying at least one of the tags (OR)."""
+    name = _l("Has any of the tags")
+    arg_name = "hasanytag"
+    part = "include_any"
+
+
+class FilterNotTag(FilterHasTag):
+    """Customers carrying none of the tags (NOT)."""
+    name = _l("Has none of the tags")
+    arg_name = "nottag"
+    part = "exclude"
+
+
+TAG_FILTERS = (FilterHasTag, FilterHasAnyTag, FilterNotTag)
 
 
 def has_tag_search_field() -> QuerySelectField:
@@ -79,8 +93,9 @@ def has_tag_search_field() -> QuerySelectField:
 def add_has_tag_filter(view) -> None:
     """Give a customer list view the 'has tag' filter under the pseudo-column 'tags'."""
     filters = view._filters
-    filters._search_filters = {**filters._search_filters, "tags": [FilterHasTag("tags", view.datamodel)]}
-    filters._all_filters = {**filters._all_filters, "tags": [FilterHasTag("tags", view.datamodel)]}
+    made = [f("tags", view.datamodel) for f in TAG_FILTERS]
+    filters._search_filters = {**filters._search_filters, "tags": made}
+    filters._all_filters = {**filters._all_filters, "tags": made}
 
 
 class _TagLinkInterface(CrmSQLAInterface):
