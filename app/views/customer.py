@@ -15,11 +15,13 @@ from app.services.dedupe import (
     CheckResult, CustomerDuplicateError, check_contact_phone, check_customer,
 )
 from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope
+from app.services.fields import CATEGORY_LABELS
 from app.services.numbering import next_number
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
 from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
 from app.views.attachment import AttachmentModelView
+from app.views.custom_field import CustomerInterface, CustomFieldsApiMixin, CustomFieldsViewMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 from app.views.tag import CustomerTagModelView, add_has_tag_filter, has_tag_search_field, tag_badges
 
@@ -51,8 +53,7 @@ _BASIC = ["customer_no", "name", "kind", "credit_code", "industry", "scale", "st
 _BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start",
              "last_contact_at", "total_amount", "main_business", "owner", "department"]
 # The five first-level categories (DOMAIN.md, 分类与标签) that group the customer page.
-CATEGORIES = {"basic": _l("Basic Info"), "contact": _l("Contact Info"), "business": _l("Business Info"),
-              "interaction": _l("Interaction Records"), "preference": _l("Preference Tags")}
+CATEGORIES = {key: _l(msgid) for key, msgid in CATEGORY_LABELS.items()}
 
 
 def _names(items) -> str:
@@ -182,8 +183,9 @@ class InteractionModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
         require_in_scope(_contact_customer(item))
 
 
-class CustomerModelView(CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
-    datamodel = CrmSQLAInterface(Customer)
+class CustomerModelView(CustomFieldsViewMixin, CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+    datamodel = CustomerInterface(Customer)
+    category_titles = CATEGORIES  # admin-defined fields go into their category's fieldset
     base_filters = ROW_SCOPE
     masked_model = "customer"
     list_title = show_title = _l("Customer Files")
@@ -203,8 +205,8 @@ class CustomerModelView(CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixi
         "ContactModelView": CATEGORIES["contact"], "InteractionModelView": CATEGORIES["interaction"],
         "CustomerTagModelView": CATEGORIES["preference"], "AttachmentModelView": _l("Attachments")}}
     add_fieldsets = edit_fieldsets = [
-        (_l("Basic Info"), {"fields": [f for f in _BASIC if f != "customer_no"]}),
-        (_l("Business Info"), {"fields": [f for f in _BUSINESS if f != "last_contact_at"] + ["remark"]}),
+        (CATEGORIES["basic"], {"fields": [f for f in _BASIC if f != "customer_no"]}),
+        (CATEGORIES["business"], {"fields": [f for f in _BUSINESS if f != "last_contact_at"] + ["remark"]}),
     ]  # contacts, interactions, tags and attachments are added on the customer page's tabs
     search_columns = ["customer_no", "name", "credit_code", "industry", "type", "level", "region",
                       "source", "owner", "last_contact_at", "total_amount", "tags"]
@@ -253,7 +255,7 @@ def _check_contact_item(item: Contact) -> None:
         raise CustomerDuplicateError(result)
 
 
-class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
+class CustomerApi(CustomFieldsApiMixin, CustomerMergeApiMixin, _CheckedApi):
     resource_name = "customer"
     masked_model = "customer"
     datamodel = CrmSQLAInterface(Customer)
@@ -281,6 +283,7 @@ class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
             data["result"]["tags"] = tags_of(item)
 
     def pre_add(self, item: Customer) -> None:
+        self.apply_extra(item)
         _check_customer_item(item)  # before a number is taken
         item.customer_no = next_number("customer", item)
         item.owner_id = item.owner_id or g.user.id
@@ -289,6 +292,7 @@ class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
 
     def pre_update(self, item: Customer) -> None:
         _keep_masked_originals(self.masked_model, item)
+        self.apply_extra(item)
         require_in_scope(item)
         _check_customer_item(item)
 
