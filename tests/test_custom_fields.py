@@ -95,10 +95,31 @@ def edit_field(app, client, field_key: str, **changes):
     return client.post(f"{FIELDS}/edit/{pk}", data={**data, "csrf_token": csrf_token(page.get_data(as_text=True))})
 
 
+def field_action(app, client, name: str, key: str):
+    """Run one of 字段配置's list actions (retire, restore, move_up, move_down) on a field."""
+    page = client.get(f"{FIELDS}/list/")
+    return client.post(f"{FIELDS}/action_post", data={
+        "action": name, "rowid": [str(field_row(app, key))], "csrf_token": csrf_token(page.get_data(as_text=True))})
+
+
+def selected_options(html: str) -> dict[str, str]:
+    """The selected value of each single select on a form page (owner, department, ...)."""
+    found = {}
+    for name, body in re.findall(r'<select[^>]*name="(\w+)"[^>]*>(.*?)</select>', html, re.S):
+        m = re.search(r'<option selected value="([^"]*)"|<option value="([^"]*)" selected', body)
+        if m:
+            found[name] = m.group(1) or m.group(2)
+    return found
+
+
 def post_customer(client, values: dict, pk: int | None = None):
+    """Submit the customer add (or edit) form as a person would: an edit keeps what the form
+    shows in its selects (owner, department) unless ``values`` change it."""
     url = f"{CUSTOMERS}/edit/{pk}" if pk else f"{CUSTOMERS}/add"
-    page = client.get(url)
-    data = {"csrf_token": csrf_token(page.get_data(as_text=True)), "total_amount": "0", **values}
+    page = client.get(url).get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "total_amount": "0",
+            **({k: v for k, v in selected_options(page).items() if k in ("owner", "department")} if pk else {}),
+            **values}
     data.setdefault("name", f"字段配置测试客户{uuid.uuid4().hex[:8]}")
     return client.post(url, data=data)
 
@@ -198,6 +219,10 @@ def test_reordering_changes_the_order_in_the_form(app, admin_client, add_field):
     assert edit_field(app, admin_client, first, position=9003).status_code == 302
     form = admin_client.get(f"{CUSTOMERS}/add").get_data(as_text=True)
     assert form.index(f'name="{second}"') < form.index(f'name="{first}"')
+    # or with the list's 上移/下移 actions
+    assert field_action(app, admin_client, "move_up", first).status_code == 302
+    form = admin_client.get(f"{CUSTOMERS}/add").get_data(as_text=True)
+    assert form.index(f'name="{first}"') < form.index(f'name="{second}"')
 
 
 def test_retiring_hides_the_field_and_keeps_its_data(app, admin_client, add_field):
@@ -214,7 +239,7 @@ def test_retiring_hides_the_field_and_keeps_its_data(app, admin_client, add_fiel
     # editing the customer meanwhile does not lose the retired value
     assert post_customer(admin_client, {"name": name}, pk=cid).status_code == 302
     assert extra_of(app, name)[1] == {key: "保留我"}
-    assert edit_field(app, admin_client, key, retired=False).status_code == 302
+    assert field_action(app, admin_client, "restore", key).status_code == 302  # the list's 恢复 action
     assert "保留我" in admin_client.get(f"{CUSTOMERS}/show/{cid}").get_data(as_text=True)
 
 
@@ -282,6 +307,17 @@ def test_searchable_fields_filter_the_list(app, admin_client, add_field):
     assert found(**{choice: (0, "线上")}) == {"甲"}  # by the item's name too
     assert found(**{many: (0, "visit")}) == {"甲", "乙"}
     assert found(**{many: (1, "visit")}) == {"丙"}
+
+    def api_found(col: str, opr: str, value: str) -> set[str]:
+        q = f"(filters:!((col:name,opr:ct,value:'筛选{tag}'),(col:{col},opr:{opr},value:'{value}')),page_size:100)"
+        resp = api(admin_client, "GET", f"/api/v1/customer/?q={q}")
+        assert resp.status_code == 200, resp.get_json()
+        return {row["name"][-1] for row in resp.get_json()["result"]}
+
+    assert api_found(text, "custom_ct", "华北") == {"乙"}  # the API list filters the same way
+    assert api_found(money, "custom_gt", "150") == {"乙", "丙"}
+    assert api_found(many, "custom_eq", "online") == {"甲"}
+    assert api_found("name", "eq", f"筛选{tag}甲") == {"甲"}  # FAB's own operators unchanged
 
 
 # -- REST API ------------------------------------------------------------------------------------
@@ -362,3 +398,22 @@ def test_a_running_server_sees_a_new_field_without_restart(app, live_server, add
     key = add_field("email", label_zh="对账邮箱")  # through this process's app, not the server
     page = get(f"{CUSTOMERS}/add")
     assert f'name="{key}"' in page and "对账邮箱" in page
+
+
+def test_custom_phones_are_masked_like_contact_phones_and_kept_when_sent_back_masked(app, add_field, make_user):
+    from conftest import USER_PASSWORD
+
+    phone = add_field("phone", label_zh="财务电话", in_list=True)
+    staff, client = make_user("sales_staff", "sales"), app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.251.0.8"
+    login(client, staff, USER_PASSWORD)
+    name = f"字段配置测试客户{uuid.uuid4().hex[:8]}"
+    assert post_customer(client, {"name": name, phone: "13812345678"}).status_code == 302
+    cid, _ = extra_of(app, name)
+    for url in (f"{CUSTOMERS}/show/{cid}", f"{CUSTOMERS}/list/?_flt_0_name={name}", f"{CUSTOMERS}/edit/{cid}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "138****5678" in page and "13812345678" not in page, url
+    assert post_customer(client, {"name": name, phone: "138****5678"}, pk=cid).status_code == 302
+    assert extra_of(app, name)[1] == {phone: "13812345678"}  # the masked echo did not overwrite it
+    assert post_customer(client, {"name": name, phone: "13900002222"}, pk=cid).status_code == 302
+    assert extra_of(app, name)[1] == {phone: "13900002222"}

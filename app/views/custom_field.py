@@ -14,8 +14,9 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from flask import g, has_request_context, request
+from flask import flash, g, has_request_context, redirect, request
 from flask_appbuilder import ModelView
+from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import (
     BS3TextAreaFieldWidget, BS3TextFieldWidget, DatePickerWidget, Select2ManyWidget, Select2Widget,
 )
@@ -188,7 +189,7 @@ class _ExtraFilter(BaseFilter):
 
 class FilterExtraEqual(_ExtraFilter):
     name = _l("Equal to")
-    arg_name = "eq"
+    arg_name = "custom_eq"  # FAB maps arg names to classes globally: never reuse its own
 
     def condition(self, spec, value):
         if spec.type == "multi_choice":
@@ -200,7 +201,7 @@ class FilterExtraEqual(_ExtraFilter):
 
 class FilterExtraNotEqual(FilterExtraEqual):
     name = _l("Not Equal to")
-    arg_name = "neq"
+    arg_name = "custom_neq"  # FAB maps arg names to classes globally: never reuse its own
 
     def condition(self, spec, value):
         return or_(self._expr().is_(None), not_(super().condition(spec, value)))
@@ -208,7 +209,7 @@ class FilterExtraNotEqual(FilterExtraEqual):
 
 class FilterExtraContains(_ExtraFilter):
     name = _l("Contains")
-    arg_name = "ct"
+    arg_name = "custom_ct"  # FAB maps arg names to classes globally: never reuse its own
 
     def _value(self, value):
         if isinstance(value, (list, tuple)):
@@ -223,7 +224,7 @@ class FilterExtraContains(_ExtraFilter):
 
 class FilterExtraGreater(_ExtraFilter):
     name = _l("Greater than")
-    arg_name = "gt"
+    arg_name = "custom_gt"  # FAB maps arg names to classes globally: never reuse its own
 
     def condition(self, spec, value):
         return self._compare(spec) > self._operand(spec, value)
@@ -231,7 +232,7 @@ class FilterExtraGreater(_ExtraFilter):
 
 class FilterExtraSmaller(_ExtraFilter):
     name = _l("Smaller than")
-    arg_name = "lt"
+    arg_name = "custom_lt"  # FAB maps arg names to classes globally: never reuse its own
 
     def condition(self, spec, value):
         return self._compare(spec) < self._operand(spec, value)
@@ -244,6 +245,18 @@ FILTERS = {"text": _TEXT_FILTERS, "long_text": _TEXT_FILTERS, "phone": _TEXT_FIL
            "number": [FilterExtraEqual, FilterExtraGreater, FilterExtraSmaller],
            "money": [FilterExtraEqual, FilterExtraGreater, FilterExtraSmaller],
            "date": [FilterExtraEqual, FilterExtraGreater, FilterExtraSmaller]}
+
+
+def register_custom_filters(view) -> None:
+    """Give a view's or API's filters this request's searchable fields (FAB keeps one Filters
+    object per view and resets its values per request; we reset its columns the same way)."""
+    filters = view._filters
+    base = view.__dict__.setdefault("_base_filter_maps", (
+        dict(filters._search_filters), dict(filters._all_filters), list(filters.search_columns)))
+    custom = {s.key: [f(s.key, view.datamodel) for f in FILTERS[s.type]] for s in custom_fields() if s.searchable}
+    filters._search_filters = {**base[0], **custom}
+    filters._all_filters = {**base[1], **custom}
+    filters.search_columns = base[2] + list(custom)
 
 
 # -- the customer view and API --------------------------------------------------------------------
@@ -337,16 +350,8 @@ class CustomFieldsViewMixin:
             setattr(cls, "_base_" + name, current)
             setattr(cls, name, _Live(name, extend))
 
-    def _custom_filters(self) -> None:
-        """Register this request's searchable fields' filters (FAB keeps one Filters object)."""
-        filters = self._filters
-        base = self.__dict__.setdefault("_base_filter_maps", (dict(filters._search_filters), dict(filters._all_filters)))
-        custom = {s.key: [f(s.key, self.datamodel) for f in FILTERS[s.type]] for s in custom_fields() if s.searchable}
-        filters._search_filters = {**base[0], **custom}
-        filters._all_filters = {**base[1], **custom}
-
     def _list(self, **kwargs):
-        self._custom_filters()
+        register_custom_filters(self)
         return super()._list(**kwargs)
 
 
@@ -380,6 +385,12 @@ class CustomFieldsApiMixin:
         item = self.datamodel.get(pk, self._base_filters)
         refused = self._take_extra(item, partial=True) if item is not None else None
         return refused or super().put_headless(pk)
+
+    def _handle_filters_args(self, rison_args):
+        """Searchable fields filter the API list too: {"col": key, "opr": "custom_eq" | "custom_neq" |
+        "custom_ct" | "custom_gt" | "custom_lt", "value": ...}."""
+        register_custom_filters(self)
+        return super()._handle_filters_args(rison_args)
 
     def apply_extra(self, item: Customer) -> None:
         catalogue.set_custom_values(item, g.pop("_crm_extra_values", {}))
@@ -511,6 +522,43 @@ class CustomFieldModelView(LocalizedValuesMixin, ModelView):
         super()._init_forms()
         self.add_form = _checked_definition_form(self.add_form)
         self.edit_form = _checked_definition_form(self.edit_form)
+
+    def _after_action(self, message: str):
+        db.session.commit()
+        flash(message, "success")
+        return redirect(self.get_redirect())
+
+    @action("retire", _l("Retire"), _l("Hide the selected fields everywhere? Their values are kept."), "fa-eye-slash")
+    def retire(self, items):
+        for item in items if isinstance(items, list) else [items]:
+            item.retired = True
+        return self._after_action(gettext("Retired: hidden everywhere, values kept."))
+
+    @action("restore", _l("Restore"), "", "fa-eye")
+    def restore(self, items):
+        for item in items if isinstance(items, list) else [items]:
+            item.retired = False
+        return self._after_action(gettext("Restored: shown again with their values."))
+
+    def _move(self, items, step: int):
+        selected = {i.id for i in (items if isinstance(items, list) else [items])}
+        order = db.session.query(CustomField).order_by(CustomField.position, CustomField.id).all()
+        indexes = range(len(order)) if step < 0 else range(len(order) - 1, -1, -1)
+        for i in indexes:
+            j = i + step
+            if order[i].id in selected and 0 <= j < len(order) and order[j].id not in selected:
+                order[i], order[j] = order[j], order[i]
+        for n, row in enumerate(order, 1):
+            row.position = n * 10
+        return self._after_action(gettext("Order changed."))
+
+    @action("move_up", _l("Move up"), "", "fa-arrow-up")
+    def move_up(self, items):
+        return self._move(items, -1)
+
+    @action("move_down", _l("Move down"), "", "fa-arrow-down")
+    def move_down(self, items):
+        return self._move(items, 1)
 
     def pre_add(self, item: CustomField) -> None:
         item.key = item.key.strip()

@@ -231,10 +231,11 @@ class CustomerModelView(CustomFieldsViewMixin, CustomerMergeMixin, ScopedViewMix
 
     def pre_add(self, item: Customer) -> None:
         item.customer_no = next_number("customer", item)
+        # Through the relationships: the form set them to None, which would overwrite the ids at flush.
         if item.owner is None and item.owner_id is None:
-            item.owner_id = g.user.id
+            item.owner = g.user
         if item.department is None and item.department_id is None:
-            item.department_id = getattr(g.user, "department_id", None)
+            item.department = getattr(g.user, "department", None)
         require_in_scope(item)
 
     def pre_update(self, item: Customer) -> None:
