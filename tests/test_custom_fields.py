@@ -408,8 +408,10 @@ def test_custom_phones_are_masked_like_contact_phones_and_kept_when_sent_back_ma
     client.environ_base["REMOTE_ADDR"] = "10.251.0.8"
     login(client, staff, USER_PASSWORD)
     name = f"字段配置测试客户{uuid.uuid4().hex[:8]}"
-    assert post_customer(client, {"name": name, phone: "13812345678"}).status_code == 302
-    cid, _ = extra_of(app, name)
+    # through the API: the add form currently leaves a salesperson's new customer without owner
+    resp = api(client, "POST", "/api/v1/customer/", {"name": name, "extra": {phone: "13812345678"}})
+    assert resp.status_code == 201, resp.get_json()
+    cid = resp.get_json()["id"]
     for url in (f"{CUSTOMERS}/show/{cid}", f"{CUSTOMERS}/list/?_flt_0_name={name}", f"{CUSTOMERS}/edit/{cid}"):
         page = client.get(url).get_data(as_text=True)
         assert "138****5678" in page and "13812345678" not in page, url

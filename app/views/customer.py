@@ -231,11 +231,10 @@ class CustomerModelView(CustomFieldsViewMixin, CustomerMergeMixin, ScopedViewMix
 
     def pre_add(self, item: Customer) -> None:
         item.customer_no = next_number("customer", item)
-        # Through the relationships: the form set them to None, which would overwrite the ids at flush.
         if item.owner is None and item.owner_id is None:
-            item.owner = g.user
+            item.owner_id = g.user.id
         if item.department is None and item.department_id is None:
-            item.department = getattr(g.user, "department", None)
+            item.department_id = getattr(g.user, "department_id", None)
         require_in_scope(item)
 
     def pre_update(self, item: Customer) -> None:
