@@ -3,6 +3,7 @@ from app.models.org import CrmUser, Department, UserSession  # noqa: F401
 from app.models.dictionary import DictionaryItem, DictionaryType  # noqa: F401
 from app.models.system import JobRun, SeedRecord  # noqa: F401
 from app.models.customer import Contact, Customer  # noqa: F401
+from app.models.custom_field import CustomField  # noqa: F401
 from app.models.interaction import Interaction  # noqa: F401
 from app.models.numbering import NumberingRule, SequenceCounter  # noqa: F401
 from app.models.tag import (  # noqa: F401

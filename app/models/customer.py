@@ -6,8 +6,9 @@ from datetime import datetime
 from flask_appbuilder import Model
 from flask_appbuilder.models.mixins import AuditMixin
 from sqlalchemy import (
-    Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, event, select,
+    JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, event, select,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import relationship
 
 from app.services.dedupe import normalise_credit_code, normalise_name, normalise_phone
@@ -57,6 +58,8 @@ class Customer(AuditMixin, Model):
     department = relationship("Department")
     remark = Column(Text)
     archived = Column(Boolean, nullable=False, default=False)
+    # Values of the admin-defined fields (字段配置), keyed by CustomField.key; see app/services/fields.py
+    extra = Column(JSON().with_variant(JSONB(), "postgresql"))
     contacts = relationship("Contact", back_populates="customer", cascade="all, delete-orphan")
 
     def __repr__(self) -> str:

@@ -25,6 +25,18 @@ MASKED_FIELDS: dict[str, dict[str, str]] = {
 PERSON_KIND = "person"
 
 
+def masked_fields(model_key: str, include_retired: bool = False) -> dict[str, str]:
+    """MASKED_FIELDS of a model, plus (for customers) the admin-defined phone and e-mail fields,
+    whose values live in Customer.extra and are masked exactly like contact phones and e-mails."""
+    fields = MASKED_FIELDS.get(model_key, {})
+    if model_key != "customer":
+        return fields
+    from app.services.fields import MASK_KINDS, custom_fields
+
+    return {**fields, **{s.key: MASK_KINDS[s.type] for s in custom_fields(include_retired)
+                       if s.type in MASK_KINDS}}
+
+
 def mask_phone(value: str | None) -> str | None:
     """13812345678 -> 138****5678; short numbers keep only their last 2 digits."""
     if not value:
@@ -95,7 +107,7 @@ def mask_row(model_key: str, item: Any, row: dict, full: bool = False) -> list[s
     """Mask the sensitive values of ``row`` (a dict of one item's values) in place, unless
     ``full``. Returns the fields whose full value stays in the row (to be logged)."""
     revealed = []
-    for field, kind in MASKED_FIELDS.get(model_key, {}).items():
+    for field, kind in masked_fields(model_key).items():
         if field not in row or not row[field] or not _needs_mask(model_key, field, item):
             continue
         if full:

@@ -183,11 +183,12 @@ class CustomerExporter(Exporter):
                ("contact_email", "email", N_("Contact Email")))
 
     def _columns(self) -> list[Column]:
-        from app.services.fields import customer_fields, read_value
+        from app.services.fields import customer_fields, display_text, read_value
 
         specs = [s for s in customer_fields() if s.key in visible([s.key])]
         cols = [Column(s.key, s.label, (not s.custom and self._names_by_fk(s.key)) or
-                       (lambda item, s=s: read_value(item, s))) for s in specs]
+                       (lambda item, s=s: display_text(s, read_value(item, s)) if s.custom else read_value(item, s)))
+                for s in specs]
         return cols + [Column(key, gettext(msgid), lambda item: None) for key, _, msgid in self.CONTACT]
 
     def options(self, query):

@@ -8,7 +8,13 @@ once. Custom values live in ``Customer.extra`` (a JSON object keyed by ``FieldSp
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import g, has_app_context
 from flask_babel import force_locale, get_locale, gettext
 
 
@@ -88,9 +94,52 @@ BUILTIN: tuple[FieldSpec, ...] = (
 )
 
 
+# Type names as the admin picks them (字段配置).
+TYPE_LABELS = {"text": N_("Text"), "long_text": N_("Long text"), "number": N_("Number"), "money": N_("Money"),
+               "date": N_("Date"), "single_choice": N_("Single choice"), "multi_choice": N_("Multiple choice"),
+               "phone": N_("Phone"), "email": N_("Email")}
+CATEGORY_LABELS = {"basic": N_("Basic Info"), "contact": N_("Contact Info"), "business": N_("Business Info"),
+                   "interaction": N_("Interaction Records"), "preference": N_("Preference Tags")}
+CHOICE_TYPES = ("single_choice", "multi_choice")
+MASK_KINDS = {"phone": "phone", "email": "email"}  # custom types masked like contact phones/e-mails
+_CACHE = "_crm_custom_specs"
+
+
+def _spec_of(row) -> FieldSpec:
+    return FieldSpec(key=row.key, type=row.field_type, category=row.category, label_zh=row.label_zh,
+                     label_en=row.label_en or "", group=row.group or "", required=bool(row.required),
+                     dictionary=row.dictionary_type.key if row.dictionary_type is not None else None,
+                     custom=True, in_list=bool(row.in_list), searchable=bool(row.searchable),
+                     writable=not row.retired)
+
+
 def _custom_specs(include_retired: bool = False) -> list[FieldSpec]:
-    """Admin-defined fields from the database (字段配置), in their admin-set order."""
-    return []
+    """Admin-defined fields from the database (字段配置), in their admin-set order. Read once per
+    app context (one request, one job) and again after any change to a field definition, so a
+    field an admin adds is seen by the next request of every process without a restart."""
+    from app.extensions import db
+    from app.models import CustomField
+
+    cache = g.setdefault(_CACHE, {}) if has_app_context() else {}
+    if "all" not in cache:
+        with db.session.no_autoflush:
+            rows = db.session.query(CustomField).order_by(CustomField.position, CustomField.id).all()
+            cache["all"] = [(_spec_of(r), bool(r.retired)) for r in rows]
+    return [spec for spec, retired in cache["all"] if include_retired or not retired]
+
+
+def forget_custom_specs() -> None:
+    """Called when a field definition is written: this app context reads them again."""
+    if has_app_context():
+        g.pop(_CACHE, None)
+
+
+def custom_fields(include_retired: bool = False) -> list[FieldSpec]:
+    return _custom_specs(include_retired)
+
+
+def custom_field(key: str, include_retired: bool = False) -> FieldSpec | None:
+    return next((s for s in _custom_specs(include_retired) if s.key == key), None)
 
 
 def customer_fields(include_custom: bool = True, include_retired: bool = False) -> list[FieldSpec]:
@@ -110,3 +159,151 @@ def read_value(customer, spec: FieldSpec):
     if spec.custom:
         return (getattr(customer, "extra", None) or {}).get(spec.key)
     return getattr(customer, spec.key, None)
+
+
+# -- values of admin-defined fields -----------------------------------------------------------
+# Stored in Customer.extra as JSON: text, long text, phone, e-mail as strings; number as a
+# decimal string ("12.5"); money as a string with exactly two decimals ("1234.50", never a float);
+# date as an ISO string ("2024-03-01"); single choice as the dictionary item's code; multiple
+# choice as a list of item codes. Empty values are not stored (the key is absent).
+
+class FieldValueError(ValueError):
+    """A value refused for a field; str() is the message for the user (current language)."""
+
+
+MAX_TEXT = {"text": 200, "long_text": 4000, "phone": 40, "email": 200}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[\d\s()\-]+$")
+_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+_SPLIT = re.compile(r"[,，;；、|\n]")
+
+
+def choices(spec: FieldSpec) -> list[tuple[str, str]]:
+    """(code, label in the current language) of the active items of the field's dictionary."""
+    from app.extensions import db
+    from app.models import DictionaryItem
+
+    if not spec.dictionary:
+        return []
+    items = (db.session.query(DictionaryItem)
+             .filter(DictionaryItem.type_key == spec.dictionary, DictionaryItem.active.is_(True))
+             .order_by(DictionaryItem.sort, DictionaryItem.id))
+    return [(i.code, str(i)) for i in items]
+
+
+def _items(spec: FieldSpec, active_only: bool = True) -> list:
+    from app.extensions import db
+    from app.models import DictionaryItem
+
+    query = db.session.query(DictionaryItem).filter(DictionaryItem.type_key == (spec.dictionary or ""))
+    return query.filter(DictionaryItem.active.is_(True)).all() if active_only else query.all()
+
+
+def _choice_code(spec: FieldSpec, raw: str) -> str:
+    raw = raw.strip()
+    for item in _items(spec):
+        if raw in (item.code, item.name, item.name_en):
+            return item.code
+    raise FieldValueError(gettext('"%(value)s" is not one of the choices.', value=raw))
+
+
+def _decimal(raw: Any) -> Decimal:
+    if isinstance(raw, bool):
+        raise InvalidOperation
+    value = Decimal(str(raw).strip().replace(",", "").replace("，", "").lstrip("¥￥"))
+    if not value.is_finite() or abs(value) >= Decimal("1e14"):
+        raise InvalidOperation
+    return value
+
+
+def _is_empty(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and not raw.strip()) or (isinstance(raw, (list, tuple)) and not raw)
+
+
+def clean_value(spec: FieldSpec, raw: Any):
+    """The value to store for ``raw`` (a form field's data, an API value or an import cell), or
+    None for empty. Raises FieldValueError with a message saying what is wrong."""
+    if _is_empty(raw):
+        if spec.required:
+            raise FieldValueError(gettext("This field is required."))
+        return None
+    kind = spec.type
+    if kind in ("number", "money", "integer"):
+        try:
+            value = _decimal(raw)
+        except (InvalidOperation, ValueError):
+            raise FieldValueError(gettext('"%(value)s" is not a number.', value=raw)) from None
+        if kind == "money":
+            if value.as_tuple().exponent < -2 and value != value.quantize(Decimal("0.01")):
+                raise FieldValueError(gettext("An amount has at most 2 decimal places."))
+            return str(value.quantize(Decimal("0.01")))
+        if kind == "integer" and value != value.to_integral_value():
+            raise FieldValueError(gettext("Enter a whole number."))
+        return format(value.normalize(), "f")
+    if kind == "date":
+        if isinstance(raw, datetime):
+            return raw.date().isoformat()
+        if isinstance(raw, date):
+            return raw.isoformat()
+        match = _DATE.match(str(raw).strip())
+        try:
+            return date(*(int(p) for p in match.groups())).isoformat() if match else _bad_date(raw)
+        except ValueError:
+            return _bad_date(raw)
+    if kind == "multi_choice":
+        parts = raw if isinstance(raw, (list, tuple)) else _SPLIT.split(str(raw))
+        codes = []
+        for part in (str(p) for p in parts if not _is_empty(p)):
+            code = _choice_code(spec, part)
+            if code not in codes:
+                codes.append(code)
+        if not codes and spec.required:
+            raise FieldValueError(gettext("This field is required."))
+        return codes or None
+    if isinstance(raw, (list, tuple, dict)):
+        raise FieldValueError(gettext("Enter a single value."))
+    text = str(raw).strip()
+    if kind == "single_choice":
+        return _choice_code(spec, text)
+    if len(text) > MAX_TEXT.get(kind, 200):
+        raise FieldValueError(gettext("At most %(n)d characters.", n=MAX_TEXT.get(kind, 200)))
+    if kind == "phone" and (not _PHONE.match(text) or not 7 <= sum(c.isdigit() for c in text) <= 20):
+        raise FieldValueError(gettext('"%(value)s" is not a phone number.', value=text))
+    if kind == "email" and not _EMAIL.match(text):
+        raise FieldValueError(gettext('"%(value)s" is not an e-mail address.', value=text))
+    return text
+
+
+def _bad_date(raw: Any):
+    raise FieldValueError(gettext('"%(value)s" is not a date (YYYY-MM-DD).', value=raw))
+
+
+def display_text(spec: FieldSpec | None, value: Any, language: str | None = None) -> str:
+    """A stored custom value as people read it: choice codes as item names (current language,
+    or Chinese with language="zh"), money with thousands separators."""
+    if value is None or value == "" or value == []:
+        return ""
+    if spec is None:
+        return "、".join(map(str, value)) if isinstance(value, list) else str(value)
+    if spec.type in CHOICE_TYPES:
+        names = {i.code: (i.name if language == "zh" else str(i)) for i in _items(spec, active_only=False)}
+        codes = value if isinstance(value, list) else [value]
+        return "、".join(names.get(str(c), str(c)) for c in codes)
+    if spec.type == "money":
+        try:
+            return f"{Decimal(str(value)):,.2f}"
+        except InvalidOperation:
+            return str(value)
+    return str(value)
+
+
+def set_custom_values(customer, values: dict[str, Any]) -> None:
+    """Write cleaned values into ``customer.extra`` (a new dict, so the change is saved); None
+    removes a key. Keys not given, and values of retired fields, stay as they are."""
+    extra = dict(getattr(customer, "extra", None) or {})
+    for key, value in values.items():
+        if value is None:
+            extra.pop(key, None)
+        else:
+            extra[key] = value
+    customer.extra = extra or None

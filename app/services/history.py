@@ -22,7 +22,7 @@ flush's own connection: the history is committed or rolled back together with th
 """
 from __future__ import annotations
 
-from app.security.masking import MASKED_FIELDS, mask
+from app.security.masking import mask, masked_fields
 
 import uuid
 from contextlib import contextmanager
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from app.models.customer import Contact, Customer
 from app.models.history import FieldChange
+from app.services.fields import custom_field, display_text
 
 ACTIONS = ("create", "update", "delete", "merge", "archive")
 _PENDING, _CHANGESET, _ACTION = "crm_history_pending", "crm_history_changeset", "crm_history_action"
@@ -144,7 +145,7 @@ def display_value(change: FieldChange, raw: str | None) -> str:
         return ""
     if (change.entity, change.field) in boolean_fields():
         return gettext("Yes") if raw == "true" else gettext("No")
-    kind = MASKED_FIELDS.get(change.entity, {}).get(change.field)
+    kind = masked_fields(change.entity, include_retired=True).get(change.field)
     if kind:  # history is a list: masked for everybody, like every other list
         return mask(kind, raw)
     return raw
@@ -169,6 +170,9 @@ def field_label(entity: str, field: str) -> str:  # noqa: ARG001
     from app.views.customer import LABELS
 
     label = EVENT_LABELS.get(field) or LABELS.get(field)
+    if label is None and entity == "customer":  # an admin-defined field (字段配置), retired or not
+        spec = custom_field(field, include_retired=True)
+        label = spec.label if spec is not None else None
     return str(label) if label is not None else field
 
 
@@ -199,11 +203,28 @@ def _before_flush(session: Session, flush_context, instances) -> None:  # noqa: 
                                   for obj, action, stored in found]
 
 
+def _extra_changes(old: dict | None, new: dict | None) -> list[tuple[str, str | None, str | None]]:
+    """Customer.extra, field by field: one change per admin-defined field, under its key, with
+    choices as their Chinese item names (like built-in dictionary fields)."""
+    old, new = old or {}, new or {}
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            spec = custom_field(key, include_retired=True)
+            changes.append((key, display_text(spec, old.get(key), "zh") or None,
+                            display_text(spec, new.get(key), "zh") or None))
+    return changes
+
+
 def _diff(session: Session, obj: Any, action: str, stored: dict | None) -> list[tuple[str, str | None, str | None]]:
     changes = []
     for field, col, related in _fields(type(obj)):
         old_raw = stored.get(col) if stored is not None else None
         new_raw = None if action == "delete" else getattr(obj, col)
+        if col == "extra":
+            with session.no_autoflush:
+                changes.extend(_extra_changes(old_raw, new_raw))
+            continue
         if related is not None:
             if old_raw == new_raw:
                 continue

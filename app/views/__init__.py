@@ -14,6 +14,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.attachment import AttachmentModelView
     from app.views.tag import CustomerTagApi, CustomerTagModelView, TagDimensionModelView, TagModelView
     from app.views.tag_rules import TagAuditView, TaggingRuleConditionModelView, TaggingRuleModelView
+    from app.views.custom_field import CustomFieldModelView
     from app.views.dictionary import DictionaryItemModelView, DictionaryTypeModelView
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
@@ -46,6 +47,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-book", category=cfg, category_label=cfg_l)
     appbuilder.add_view(DictionaryItemModelView, "Dictionary Items", label=_l("Dictionary Items"),
                         icon="fa-list", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(CustomFieldModelView, "Custom Fields", label=_l("Custom Fields"),
+                        icon="fa-columns", category=cfg, category_label=cfg_l)
     appbuilder.add_view(TagDimensionModelView, "Tag Dimensions", label=_l("Tag Dimensions"),
                         icon="fa-tags", category=cfg, category_label=cfg_l)
     appbuilder.add_view(TagModelView, "Tags", label=_l("Tags"), icon="fa-tag", category=cfg,

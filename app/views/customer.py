@@ -15,6 +15,7 @@ from app.services.dedupe import (
     CheckResult, CustomerDuplicateError, check_contact_phone, check_customer,
 )
 from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope
+from app.services.fields import CATEGORY_LABELS
 from app.services.numbering import next_number
 from app.services.reach import reach_warning
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
@@ -22,6 +23,7 @@ from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
 from app.views.attachment import AttachmentModelView
 from app.views.export import ExportMixin
+from app.views.custom_field import CustomerInterface, CustomFieldsApiMixin, CustomFieldsViewMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 from app.views.tag import CustomerTagModelView, add_has_tag_filter, has_tag_search_field, tag_badges
 
@@ -53,8 +55,7 @@ _BASIC = ["customer_no", "name", "kind", "credit_code", "industry", "scale", "st
 _BUSINESS = ["type", "level", "source", "first_contact_date", "cooperation_start",
              "last_contact_at", "total_amount", "main_business", "owner", "department"]
 # The five first-level categories (DOMAIN.md, 分类与标签) that group the customer page.
-CATEGORIES = {"basic": _l("Basic Info"), "contact": _l("Contact Info"), "business": _l("Business Info"),
-              "interaction": _l("Interaction Records"), "preference": _l("Preference Tags")}
+CATEGORIES = {key: _l(msgid) for key, msgid in CATEGORY_LABELS.items()}
 
 
 def _names(items) -> str:
@@ -198,8 +199,10 @@ class InteractionModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, M
         require_in_scope(_contact_customer(item))
 
 
-class CustomerModelView(ExportMixin, CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
-    datamodel = CrmSQLAInterface(Customer)
+class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin,
+                        ModelView):
+    datamodel = CustomerInterface(Customer)
+    category_titles = CATEGORIES  # admin-defined fields go into their category's fieldset
     base_filters = ROW_SCOPE
     masked_model = "customer"
     export_name = "customers"
@@ -220,8 +223,8 @@ class CustomerModelView(ExportMixin, CustomerMergeMixin, ScopedViewMixin, Locali
         "ContactModelView": CATEGORIES["contact"], "InteractionModelView": CATEGORIES["interaction"],
         "CustomerTagModelView": CATEGORIES["preference"], "AttachmentModelView": _l("Attachments")}}
     add_fieldsets = edit_fieldsets = [
-        (_l("Basic Info"), {"fields": [f for f in _BASIC if f != "customer_no"]}),
-        (_l("Business Info"), {"fields": [f for f in _BUSINESS if f != "last_contact_at"] + ["remark"]}),
+        (CATEGORIES["basic"], {"fields": [f for f in _BASIC if f != "customer_no"]}),
+        (CATEGORIES["business"], {"fields": [f for f in _BUSINESS if f != "last_contact_at"] + ["remark"]}),
     ]  # contacts, interactions, tags and attachments are added on the customer page's tabs
     search_columns = ["customer_no", "name", "credit_code", "industry", "type", "level", "region",
                       "source", "owner", "last_contact_at", "total_amount", "tags"]
@@ -246,10 +249,12 @@ class CustomerModelView(ExportMixin, CustomerMergeMixin, ScopedViewMixin, Locali
 
     def pre_add(self, item: Customer) -> None:
         item.customer_no = next_number("customer", item)
+        # Objects, not ids: the form has set the relationships (to None when left blank), and a
+        # relationship set to None would overwrite an id at flush, leaving the file ownerless.
         if item.owner is None and item.owner_id is None:
-            item.owner_id = g.user.id
+            item.owner = g.user
         if item.department is None and item.department_id is None:
-            item.department_id = getattr(g.user, "department_id", None)
+            item.department = getattr(g.user, "department", None)
         require_in_scope(item)
 
     def pre_update(self, item: Customer) -> None:
@@ -270,7 +275,7 @@ def _check_contact_item(item: Contact) -> None:
         raise CustomerDuplicateError(result)
 
 
-class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
+class CustomerApi(CustomFieldsApiMixin, CustomerMergeApiMixin, _CheckedApi):
     resource_name = "customer"
     masked_model = "customer"
     datamodel = CrmSQLAInterface(Customer)
@@ -299,6 +304,7 @@ class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
             data["result"]["reach_warning"] = reach_warning(item.id)
 
     def pre_add(self, item: Customer) -> None:
+        self.apply_extra(item)
         _check_customer_item(item)  # before a number is taken
         item.customer_no = next_number("customer", item)
         item.owner_id = item.owner_id or g.user.id
@@ -307,6 +313,7 @@ class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
 
     def pre_update(self, item: Customer) -> None:
         _keep_masked_originals(self.masked_model, item)
+        self.apply_extra(item)
         require_in_scope(item)
         _check_customer_item(item)
 

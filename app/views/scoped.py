@@ -97,7 +97,7 @@ class ScopedViewMixin:
             return
         item = self.datamodel.get(pk, self._base_filters)
         full = masking.may_view_full()
-        values = {f: form[f].data for f in masking.MASKED_FIELDS[self.masked_model] if f in form}
+        values = {f: form[f].data for f in masking.masked_fields(self.masked_model) if f in form}
         shown = masking.mask_row(self.masked_model, item, values, full=full)
         if full:
             masking.log_reveals(self.masked_model, item.id, shown, "ui")
