@@ -4,6 +4,7 @@ value; dictionary fields read as their names; the customer page's history tab li
 first; and nobody, not even the admin, can change or delete history through any route."""
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -89,9 +90,10 @@ def test_form_create_update_delete_are_recorded(app, admin_client):
     assert all(a == "create" for a, *_ in created)
 
     page = admin_client.get(f"/customermodelview/edit/{cid}").get_data(as_text=True)
-    resp = admin_client.post(f"/customermodelview/edit/{cid}", data={
+    owner = re.search(r'<option selected value="(\d+)">[^<]*</option>', page.split('name="owner"')[1]).group(1)
+    resp = admin_client.post(f"/customermodelview/edit/{cid}", data={  # the form as the browser sends it
         "csrf_token": csrf_token(page), "name": name, "industry": str(industry), "level": str(level_b),
-        "remark": "改过"})
+        "remark": "改过", "owner": owner})
     assert resp.status_code == 302, resp.get_data(as_text=True)[-2000:]
     updates = _changes(app, cid, action="update")
     # only what really changed, dictionary values by name

@@ -230,3 +230,25 @@ def test_widest_of_several_roles_and_policy_is_editable(world, app, client):
 def test_admin_sees_policies(admin_client):
     html = admin_client.get("/rolepolicymodelview/list/").get_data(as_text=True)
     assert "销售部普通员工" in html and "total_amount" in html
+
+
+def test_salesperson_adding_a_customer_by_form_owns_it(app, client, make_user):
+    """The add form's owner box left blank: the file belongs to whoever created it (and their
+    department), so they land on its page, not on a 404 outside their own scope."""
+    from conftest import USER_PASSWORD, csrf_token, login
+
+    from app.extensions import db
+    from app.models import Customer
+
+    username = make_user("sales_staff", "sales")
+    login(client, username, USER_PASSWORD)
+    page = client.get("/customermodelview/add").get_data(as_text=True)
+    name = f"自建客户{uuid.uuid4().hex[:6]}有限公司"
+    resp = client.post("/customermodelview/add", data={"csrf_token": csrf_token(page), "name": name})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[-1500:]
+    with app.app_context():
+        customer = db.session.query(Customer).filter_by(name=name).one()
+        assert customer.owner.username == username
+        assert customer.department is not None and customer.department.key == "sales"
+        cid = customer.id
+    assert client.get(f"/customermodelview/show/{cid}").status_code == 200

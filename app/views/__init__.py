@@ -1,6 +1,7 @@
 """FAB views and REST APIs. Views declare; services decide and commit."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_appbuilder import AppBuilder
 from flask_babel import lazy_gettext as _l
 
@@ -22,7 +23,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.export import ExportLogModelView, MyExportsView
     from app.services.reach import reach_warning
 
-    appbuilder.app.jinja_env.globals["reach_warning"] = reach_warning  # the customer page's banner
+    current_app.jinja_env.globals["reach_warning"] = reach_warning  # the customer page's banner
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
