@@ -38,6 +38,12 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Delete expired login sessions")),
         PeriodicJob("job_history_cleanup", "app.jobs.runner:purge_job_history", 86400,
                     _l("Delete job run records older than 90 days")),
+        PeriodicJob("task_reminders", "app.services.reminders:task_reminders", 300,
+                    _l("Remind of tasks coming due and overdue (marks them overdue)")),
+        PeriodicJob("no_contact_reminders", "app.services.reminders:no_contact_reminders", 3600,
+                    _l("Remind owners of customers not contacted for their level's number of days")),
+        PeriodicJob("key_info_reminders", "app.services.reminders:key_info_reminders", 86400,
+                    _l("Remind owners of customers whose contact info has not been updated for 30 days")),
     ]
 }
 

@@ -4,6 +4,7 @@ from app.models.dictionary import DictionaryItem, DictionaryType  # noqa: F401
 from app.models.system import JobRun, SeedRecord  # noqa: F401
 from app.models.customer import Contact, Customer  # noqa: F401
 from app.models.interaction import Interaction  # noqa: F401
+from app.models.followup import Cadence, FollowupPlan, Reminder, Task  # noqa: F401
 from app.models.numbering import NumberingRule, SequenceCounter  # noqa: F401
 from app.models.tag import CustomerTag, Tag, TagDimension  # noqa: F401
 from app.models.attachment import Attachment  # noqa: F401
