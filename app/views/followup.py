@@ -52,7 +52,7 @@ def due_field(label=_l("Due"), first=None, **kwargs) -> DateTimeField:
     """A due-time field (required unless ``first``, a validator deciding that, is given)."""
     from wtforms.validators import DataRequired
 
-    return DateTimeField(label, format="%Y-%m-%d %H:%M", widget=DateTimePickerWidget(),
+    return DateTimeField(label, format=["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"], widget=DateTimePickerWidget(),
                          validators=[first or DataRequired(), not_in_past], **kwargs)
 
 
