@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask_appbuilder import Model
 from sqlalchemy import (
-    Boolean, Column, DateTime, ForeignKey, Integer, String, Table, UniqueConstraint,
+    Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table, UniqueConstraint,
 )
 from sqlalchemy.orm import relationship
 
@@ -64,11 +64,14 @@ class Task(Model):
     """A to-do with a due time and an owner: from an interaction, a plan or by hand."""
 
     __tablename__ = "crm_task"
+    # the inbox's look-ups: one person's open tasks by due time, and the recently created ones
+    __table_args__ = (Index("ix_crm_task_assignee_due", "assignee_id", "due_at"),
+                      Index("ix_crm_task_assignee_created", "assignee_id", "created_on"))
     id = Column(Integer, primary_key=True)
     title = Column(String(255), nullable=False)
     customer_id = Column(Integer, ForeignKey("crm_customer.id", ondelete="CASCADE"), index=True)
     customer = relationship("Customer")
-    assignee_id = Column(Integer, ForeignKey("ab_user.id"), nullable=False, index=True)
+    assignee_id = Column(Integer, ForeignKey("ab_user.id"), nullable=False)  # indexed with due_at below
     assignee = relationship("CrmUser", foreign_keys=[assignee_id])
     due_at = Column(DateTime, nullable=False, index=True)
     status = Column(String(16), nullable=False, default="pending", index=True)

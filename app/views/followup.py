@@ -13,6 +13,7 @@ from flask_appbuilder.models.sqla.filters import FilterInFunction
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import func
+from sqlalchemy.orm import selectinload
 from wtforms import DateTimeField
 from wtforms.validators import ValidationError
 
@@ -143,7 +144,7 @@ class CadenceModelView(LocalizedValuesMixin, ModelView):
 
 # -- the personal inbox ----------------------------------------------------------------------
 
-def inbox(user_id: int, limit: int = 50) -> dict:
+def inbox(user_id: int, limit: int = 20) -> dict:
     """What the user's inbox shows: each list capped at ``limit`` rows, with full counts."""
     t = now()
     day_end = datetime.combine(t.date(), time.max)
@@ -160,7 +161,12 @@ def inbox(user_id: int, limit: int = 50) -> dict:
     if current_policy().work_scope in ("department", "all"):
         sections["team_overdue"] = db.session.query(Task).filter(row_clause(Task), Task.assignee_id != user_id,
                                                                  open_task, Task.due_at < t).order_by(Task.due_at)
-    return {k: {"count": q.order_by(None).count(), "rows": q.limit(limit).all()} for k, q in sections.items()}
+    def rows(key, query):  # the related names each row shows, loaded in one go (no query per row)
+        model = Reminder if key == "reminders" else Task
+        related = [model.customer, model.task] if model is Reminder else [model.customer, model.assignee]
+        return query.options(*(selectinload(r) for r in related)).limit(limit).all()
+
+    return {k: {"count": q.order_by(None).count(), "rows": rows(k, q)} for k, q in sections.items()}
 
 
 def inbox_count() -> int:

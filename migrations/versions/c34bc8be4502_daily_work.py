@@ -79,7 +79,8 @@ def upgrade():
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('crm_task', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_crm_task_assignee_id'), ['assignee_id'], unique=False)
+        batch_op.create_index('ix_crm_task_assignee_due', ['assignee_id', 'due_at'], unique=False)
+        batch_op.create_index('ix_crm_task_assignee_created', ['assignee_id', 'created_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_crm_task_created_by_id'), ['created_by_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_crm_task_created_on'), ['created_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_crm_task_customer_id'), ['customer_id'], unique=False)
@@ -137,7 +138,6 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_crm_task_customer_id'))
         batch_op.drop_index(batch_op.f('ix_crm_task_created_on'))
         batch_op.drop_index(batch_op.f('ix_crm_task_created_by_id'))
-        batch_op.drop_index(batch_op.f('ix_crm_task_assignee_id'))
 
     op.drop_table('crm_task')
     op.drop_table('crm_interaction_participant')
