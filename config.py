@@ -110,7 +110,9 @@ class Config:
     CRM_MIN_CONTACT_WAYS = int(os.environ.get("CRM_MIN_CONTACT_WAYS", "2"))
     CRM_SEED_DIR = os.environ.get("CRM_SEED_DIR") or None  # default: seeds/ of the repository
     CRM_JOB_RETRY_INTERVALS = [10, 60, 300]
-    SMTP_URL = os.environ.get("SMTP_URL", "").strip() or None
+    SMTP_URL = os.environ.get("SMTP_URL", "").strip() or None  # reminder e-mails; unset: logged
+    CRM_MAIL_FROM = os.environ.get("CRM_MAIL_FROM") or None
+    CRM_KEY_INFO_STALE_DAYS = int(os.environ.get("CRM_KEY_INFO_STALE_DAYS", "30"))
     # Customer attachments: stored outside the database, random names (app/services/attachments.py).
     CRM_ATTACHMENT_DIR = os.environ.get("CRM_ATTACHMENT_DIR") or str(INSTANCE_DIR / "attachments")
     CRM_ATTACHMENT_MAX_MB = float(os.environ.get("CRM_ATTACHMENT_MAX_MB", "20"))

@@ -25,7 +25,8 @@ ROLES = {
     "analytics_supervisor": {"dept": "analytics", "customer": set(), "contact": set(),
                              "delete": set(), "menus": {"/system/status/", "/myexports/list/", "/tagaudit/"}},
 }
-CRM_MENUS = {"/customermodelview/list/", "/contactmodelview/list/", "/interactionmodelview/list/"}
+CRM_MENUS = {"/customermodelview/list/", "/contactmodelview/list/", "/interactionmodelview/list/",
+             "/workbench/", "/taskmodelview/list/", "/followupplanmodelview/list/"}
 ADMIN_ONLY_PAGES = ["/users/list/", "/roles/list/", "/departmentmodelview/list/",
                     "/dictionarytypemodelview/list/", "/dictionaryitemmodelview/list/",
                     "/users/add", "/roles/add", "/permissions/list/", "/exportlogmodelview/list/"]
@@ -110,7 +111,7 @@ def exists(app, model_name: str, pk: int) -> bool:
 
 
 def menu_links(client) -> set[str]:
-    resp = client.get("/")
+    resp = client.get("/", follow_redirects=True)  # staff land on 我的工作台
     assert resp.status_code == 200
     hrefs = set(re.findall(r'href="([^"#]+)"', resp.get_data(as_text=True)))
     return hrefs & ALL_MENU_LINKS
@@ -168,7 +169,8 @@ def test_pages(role_key, app, logged_in):
     customer = new_customer(app, owner=username)
     contact = new_contact(app, customer)
     for path in ["/customermodelview/list/", f"/customermodelview/show/{customer}", "/contactmodelview/list/",
-                 "/interactionmodelview/list/", "/users/userinfo/", "/resetmypassword/form", "/"]:
+                 "/interactionmodelview/list/", "/users/userinfo/", "/resetmypassword/form", "/workbench/",
+                     "/taskmodelview/list/", "/followupplanmodelview/list/"]:
         assert_opens(client, path)
     for path in ADMIN_ONLY_PAGES:
         assert_refused(client, path)

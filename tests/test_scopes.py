@@ -63,7 +63,7 @@ def api_names(client, auth, tag) -> set[str]:
 
 
 def home_stat(client, key) -> int:
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/", follow_redirects=True).get_data(as_text=True)
     return int(re.search(rf'data-stat="{key}">(\d+)<', html).group(1))
 
 

@@ -42,6 +42,12 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Delete export files past their expiry (CRM_EXPORT_KEEP_DAYS)")),
         PeriodicJob("tagging_rules", "app.services.tag_rules:apply_all_rules", 86400,
                     _l("Apply the active tagging rules to every customer")),
+        PeriodicJob("task_reminders", "app.services.reminders:task_reminders", 300,
+                    _l("Remind of tasks coming due and overdue (marks them overdue)")),
+        PeriodicJob("no_contact_reminders", "app.services.reminders:no_contact_reminders", 3600,
+                    _l("Remind owners of customers not contacted for their level's number of days")),
+        PeriodicJob("key_info_reminders", "app.services.reminders:key_info_reminders", 86400,
+                    _l("Remind owners of customers whose contact info has not been updated for 30 days")),
     ]
 }
 

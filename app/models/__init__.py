@@ -5,6 +5,7 @@ from app.models.system import JobRun, SeedRecord  # noqa: F401
 from app.models.customer import Contact, Customer  # noqa: F401
 from app.models.custom_field import CustomField  # noqa: F401
 from app.models.interaction import Interaction  # noqa: F401
+from app.models.followup import Cadence, FollowupPlan, Reminder, Task  # noqa: F401
 from app.models.numbering import NumberingRule, SequenceCounter  # noqa: F401
 from app.models.tag import (  # noqa: F401
     CustomerTag, Tag, TagAuditItem, TagAuditRound, TagChange, TagDimension, TaggingRule,

@@ -24,6 +24,12 @@ class Interaction(AuditMixin, Model):
     next_step = Column(String(255))
     owner_id = Column(Integer, ForeignKey("ab_user.id"), index=True)
     owner = relationship("CrmUser", foreign_keys=[owner_id])
+    participants = relationship("CrmUser", secondary="crm_interaction_participant")  # our side
+    contacts = relationship("Contact", secondary="crm_interaction_contact")  # the customer's side
+    tasks = relationship("Task", back_populates="interaction", order_by="Task.due_at")
+
+    def __repr__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.kind or ''}".strip() if self.occurred_at else ""
 
 
 # Activity counts in a time window (tagging rules: "≥ 5 interactions in the last 90 days") read

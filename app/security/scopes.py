@@ -29,9 +29,10 @@ class Policy:
     hidden: frozenset[str]
     user_id: int | None
     department_id: int | None
+    work_scope: str = "own"  # whose tasks and reminders: own / department / all
 
 
-NOTHING = Policy("none", frozenset(), None, None)
+NOTHING = Policy("none", frozenset(), None, None, "none")
 
 
 def current_user() -> Any:
@@ -57,16 +58,17 @@ def policy_for(user: Any) -> Policy:
     dept = getattr(user, "department_id", None)
     admin_role = current_app.config.get("AUTH_ROLE_ADMIN")
     if getattr(user, "is_system", False) or any(r.name == admin_role for r in roles):
-        policy = Policy("all", frozenset(), user.id, dept)
+        policy = Policy("all", frozenset(), user.id, dept, "all")
     else:
         with db.session.no_autoflush:  # may run mid-write (pre_add): never flush a half-made row
             rows = db.session.query(RolePolicy).filter(RolePolicy.role_id.in_([r.id for r in roles])).all() if roles else []
         if rows:
             scope = max((r.scope for r in rows if r.scope in SCOPES), key=SCOPES.index, default="own")
+            work = max((r.work_scope for r in rows if r.work_scope in SCOPES), key=SCOPES.index, default="own")
             hidden = frozenset.intersection(*(r.hidden for r in rows))
         else:
-            scope, hidden = "own", frozenset()
-        policy = Policy(scope, hidden, user.id, dept)
+            scope, work, hidden = "own", "own", frozenset()
+        policy = Policy(scope, hidden, user.id, dept, work)
     cache[user.id] = policy
     return policy
 
@@ -96,14 +98,35 @@ def department_clause(department_id: int):
 
     members = select(CrmUser.id).where(CrmUser.department_id == department_id)
     return or_(Customer.department_id == department_id, Customer.owner_id.in_(members))
+# Work items belong to a person rather than to a customer: tasks to their assignee, reminders
+# to their recipient. Staff see their own; supervisors (work_scope department) their department's.
+WORK_OWNER = {"Task": "assignee_id", "Reminder": "user_id"}
+
+
+def work_clause(model: type, policy: Policy | None = None):
+    """The SQL condition limiting a work item model (WORK_OWNER) to the policy's work scope."""
+    from app.models import CrmUser
+
+    policy = policy or current_policy()
+    owner = getattr(model, WORK_OWNER[model.__name__])
+    if policy.work_scope == "all":
+        return true()
+    if policy.user_id is None:
+        return false()
+    if policy.work_scope == "department" and policy.department_id is not None:
+        members = select(CrmUser.id).where(CrmUser.department_id == policy.department_id)
+        return or_(owner == policy.user_id, owner.in_(members))
+    return owner == policy.user_id
 
 
 def row_clause(model: type, policy: Policy | None = None):
-    """The SQL condition limiting ``model`` (Customer, or anything with a customer_id) to what
-    the policy (default: the current user's) may see."""
+    """The SQL condition limiting ``model`` (Customer, anything with a customer_id, or a work
+    item of WORK_OWNER) to what the policy (default: the current user's) may see."""
     from app.models import Customer
 
     policy = policy or current_policy()
+    if model.__name__ in WORK_OWNER:
+        return work_clause(model, policy)
     clause = customer_clause(policy)
     if model is Customer or policy.scope == "all":
         return clause

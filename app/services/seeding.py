@@ -18,7 +18,7 @@ from flask import current_app
 
 from app.extensions import appbuilder, db
 from app.models import (
-    Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord, Tag, TagDimension,
+    Cadence, Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord, Tag, TagDimension,
 )
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "seeds"
@@ -190,7 +190,8 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
     known = ctx["permissions"]()
     for rec, line in _records(doc):
         r = _fields(rec, rel, problems, ("key", "name"),
-                    ("department", "description", "grants", "menus", "all_permissions", "scope", "hide_fields"), line)
+                    ("department", "description", "grants", "menus", "all_permissions", "scope", "hide_fields",
+                     "work_scope"), line)
         if not r:
             continue
         where = f"{rel}:{r[LINE]}"
@@ -220,14 +221,15 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
         if r.get("all_permissions") is True:
             perms = set(known)
         policy = None
-        if "scope" in r or "hide_fields" in r:
+        if "scope" in r or "hide_fields" in r or "work_scope" in r:
             from app.models.access import SCOPES
             from app.security.scopes import HIDEABLE_FIELDS
 
-            scope = r.get("scope", "own")
-            if scope not in SCOPES:
-                problems.add(where, f"未知数据范围 '{scope}'（可用：{', '.join(SCOPES)}）",
-                             f"unknown scope '{scope}' (one of: {', '.join(SCOPES)})")
+            scope, work_scope = r.get("scope", "own"), r.get("work_scope", "own")
+            for value in (scope, work_scope):
+                if value not in SCOPES:
+                    problems.add(where, f"未知数据范围 '{value}'（可用：{', '.join(SCOPES)}）",
+                                 f"unknown scope '{value}' (one of: {', '.join(SCOPES)})")
             hide = r.get("hide_fields") or []
             if not isinstance(hide, list):
                 problems.add(where, "hide_fields 必须是字段列表", "hide_fields must be a list of fields")
@@ -235,7 +237,7 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
             for name in hide:
                 if name not in HIDEABLE_FIELDS:
                     problems.add(where, f"不能隐藏的字段 '{name}'", f"field '{name}' cannot be hidden")
-            policy = {"scope": scope, "hide_fields": ",".join(str(h) for h in hide)}
+            policy = {"scope": scope, "hide_fields": ",".join(str(h) for h in hide), "work_scope": work_scope}
         out.append(_Record("role", r["key"], {"name": r["name"], "permissions": sorted(perms), "policy": policy},
                            where, r.get("noupdate", doc.get("noupdate", False))))
     return out
@@ -365,7 +367,32 @@ def _parse_tagging_rules(doc: dict, rel: str, problems: _Problems, ctx: dict) ->
     return out
 
 
+def _parse_cadences(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    """Follow-up cadence and no-contact reminder days per customer level or plan stage:
+    ``key: customer_level.A`` (dictionary type key . item code), positive whole days or empty."""
+    out = []
+    for rec, line in _records(doc):
+        r = _fields(rec, rel, problems, ("key",), ("cadence_days", "no_contact_days"), line)
+        if not r:
+            continue
+        where = f"{rel}:{r[LINE]}"
+        type_key, _, code = str(r["key"]).partition(".")
+        if type_key not in ("customer_level", "followup_stage") or not code:
+            problems.add(where, f"键 '{r['key']}' 应为 customer_level.代码 或 followup_stage.代码",
+                         f"key '{r['key']}' must be customer_level.CODE or followup_stage.CODE")
+            continue
+        values = {"type_key": type_key, "code": code}
+        for name in ("cadence_days", "no_contact_days"):
+            v = r.get(name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                problems.add(where, f"{name} 必须是正整数天数", f"{name} must be a positive number of days")
+            values[name] = v
+        out.append(_Record("cadence", r["key"], values, where, r.get("noupdate", doc.get("noupdate", False))))
+    return out
+
+
 PARSERS: dict[str, Callable[..., list[_Record]]] = {
+    "cadence": _parse_cadences,
     "department": _parse_departments,
     "dictionary_type": _parse_dictionaries,
     "role": _parse_roles,
@@ -447,13 +474,23 @@ def _apply_role(rec: _Record, row, ctx: dict):
         if current is None:
             db.session.add(RolePolicy(role_id=row.id, **policy))
             changed = True
-        elif (current.scope, current.hide_fields) != (policy["scope"], policy["hide_fields"]):
-            current.scope, current.hide_fields = policy["scope"], policy["hide_fields"]
+        elif any(getattr(current, k) != v for k, v in policy.items()):
+            _set_fields(current, policy)
             changed = True
     return row, changed
 
 
+def _apply_cadence(rec: _Record, row, ctx: dict):
+    values = dict(rec.values)
+    item = db.session.query(DictionaryItem).filter_by(type_key=values.pop("type_key"), code=values.pop("code")).first()
+    if item is None:
+        raise SeedError([f"{rec.source}: 字典项 '{rec.key}' 不存在 / dictionary item '{rec.key}' does not exist"])
+    row = row or db.session.query(Cadence).filter_by(item_id=item.id).first() or Cadence(item=item)
+    return row, _set_fields(row, values) or row.id is None
+
+
 WRITERS = {
+    "cadence": (Cadence, _apply_cadence),
     "department": (Department, _apply_simple(Department)),
     "dictionary_type": (DictionaryType, _apply_simple(DictionaryType)),
     "dictionary_item": (DictionaryItem, _apply_item),

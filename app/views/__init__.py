@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 
 def register_views(appbuilder: AppBuilder) -> None:
     from app.views.customer import (
-        ContactApi, ContactModelView, CustomerApi, CustomerModelView, InteractionModelView,
+        ContactApi, ContactModelView, CustomerApi, CustomerModelView, InteractionApi, InteractionModelView,
     )
     from app.views.access import RevealLogModelView, RolePolicyModelView
     from app.views.history import CustomerHistoryApi, CustomerHistoryView
@@ -24,6 +24,10 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.services.reach import reach_warning
 
     current_app.jinja_env.globals["reach_warning"] = reach_warning  # the customer page's banner
+    from app.views.followup import (
+        CadenceModelView, CountedLabel, FollowupPlanModelView, TaskModelView, WorkbenchView, inbox_count,
+    )
+    from app.views.task_api import TaskApi
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
@@ -31,6 +35,13 @@ def register_views(appbuilder: AppBuilder) -> None:
     # Related views of the customer page first, so the customer view reuses these routed instances.
     appbuilder.add_view_no_menu(CustomerTagModelView)
     appbuilder.add_view_no_menu(AttachmentModelView)
+    appbuilder.add_view(WorkbenchView, "My Workbench", label=CountedLabel(_l("My Workbench"), inbox_count),
+                        icon="fa-inbox", category="Daily Work",
+                        category_label=CountedLabel(_l("Daily Work"), inbox_count), category_icon="fa-briefcase")
+    appbuilder.add_view(TaskModelView, "Tasks", label=_l("Tasks"), icon="fa-check-square-o",
+                        category="Daily Work")
+    appbuilder.add_view(FollowupPlanModelView, "Follow-up Plans", label=_l("Follow-up Plans"),
+                        icon="fa-calendar", category="Daily Work")
     appbuilder.add_view(CustomerModelView, "Customer Files", label=_l("Customer Files"),
                         icon="fa-address-book", category=crm, category_label=crm_l,
                         category_icon="fa-users")
@@ -57,6 +68,8 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_view_no_menu(TaggingRuleConditionModelView)
     appbuilder.add_view(TaggingRuleModelView, "Tagging Rules", label=_l("Tagging Rules"), icon="fa-magic",
                         category=cfg, category_label=cfg_l)
+    appbuilder.add_view(CadenceModelView, "Follow-up Cadence", label=_l("Follow-up Cadence"),
+                        icon="fa-refresh", category=cfg, category_label=cfg_l)
     appbuilder.add_view(NumberingRuleModelView, "Numbering Rules", label=_l("Numbering Rules"),
                         icon="fa-list-ol", category=cfg, category_label=cfg_l)
     appbuilder.add_view(RolePolicyModelView, "Data Scopes", label=_l("Data Scopes"),
@@ -69,6 +82,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-heartbeat", category=cfg, category_label=cfg_l)
     appbuilder.add_api(CustomerApi)
     appbuilder.add_api(ContactApi)
+    appbuilder.add_api(InteractionApi)
+    appbuilder.add_api(TaskApi)
     appbuilder.add_api(CustomerHistoryApi)
     appbuilder.add_api(CustomerTagApi)
     _order_related_tabs(appbuilder)

@@ -3,10 +3,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flask import flash, g
-from flask_appbuilder import ModelRestApi, ModelView
+from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
+from flask import flash, g, request
+from flask_appbuilder import ModelRestApi, ModelView
+from flask_appbuilder.fields import QuerySelectField
+from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.sqla.filters import FilterEqual
+from flask_babel import gettext, lazy_gettext as _l
+from wtforms import StringField
+from wtforms.validators import Length, Optional, StopValidation
 
 from app.extensions import db
 from app.models import Contact, Customer, Interaction
@@ -16,8 +22,10 @@ from app.services.dedupe import (
 )
 from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope
 from app.services.fields import CATEGORY_LABELS
+from app.services.followup import TaskInputError, record_interaction
 from app.services.numbering import next_number
 from app.services.reach import reach_warning
+from app.views.followup import due_field
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
 from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
@@ -43,6 +51,8 @@ LABELS = {
     "customer_feedback": _l("Customer Feedback"), "result": _l("Result"),
     "next_step": _l("Next Step"), "created_by": _l("Created by"), "changed_by": _l("Changed by"),
     "tag_links": _l("Tags"), "tags": _l("Tags"), "contacts": _l("Contacts"), "attachments": _l("Attachments"),
+    "participants": _l("Participants"), "tasks": _l("To-dos"), "todo_title": _l("To-do"),
+    "todo_due": _l("To-do due"), "todo_assignee": _l("To-do owner"),
 }
 DICT_FIELDS = {"kind": "customer_kind", "industry": "industry", "scale": "customer_scale",
                "type": "customer_type", "level": "customer_level", "source": "customer_source",
@@ -101,8 +111,8 @@ def _with_check(form_cls, check: Callable[..., CheckResult]):
 
 class _CheckedApi(ScopedApiMixin, ModelRestApi):
     """POST/PUT answer 422 with the field messages and the clash list when pre_add/pre_update
-    raise CustomerDuplicateError, 403 when the record would leave the user's row scope;
-    nothing is saved (the loaded changes are rolled back)."""
+    raise CustomerDuplicateError (or TaskInputError: every bad due time), 403 when the record
+    would leave the user's row scope; nothing is saved (the loaded changes are rolled back)."""
 
     base_filters = ROW_SCOPE
 
@@ -112,6 +122,9 @@ class _CheckedApi(ScopedApiMixin, ModelRestApi):
         except CustomerDuplicateError as exc:
             db.session.rollback()
             return self.response(422, **exc.result.as_dict())
+        except TaskInputError as exc:
+            db.session.rollback()
+            return self.response(422, message=exc.errors)
         except OutOfScopeError as exc:
             db.session.rollback()
             return self.response(403, message=str(exc))
@@ -174,29 +187,79 @@ def _flash_reach_warning(customer_id: int | None) -> None:
         flash(warning, "warning")
 
 
+def _todo_due_needed(form, field) -> None:
+    """The to-do's due time is needed only when there is a to-do."""
+    if not (form["todo_title"].data or "").strip():
+        field.errors[:] = []
+        raise StopValidation()
+    if field.data is None:
+        raise StopValidation(gettext("Give the to-do a due time."))
+
+
+def _active_users():
+    from app.models import CrmUser
+
+    return db.session.query(CrmUser).filter(CrmUser.active.is_(True), CrmUser.is_system.is_(False)).order_by(CrmUser.username)
+
+
 class InteractionModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+    """Table-style list for fast entry (newest first); the add form takes one to-do, which
+    becomes a task with a due time and an owner; the customer page shows them as a timeline."""
+
     datamodel = CrmSQLAInterface(Interaction)
     base_filters = ROW_SCOPE
     export_name = "interactions"
     list_title = show_title = _l("Interactions")
     add_title, edit_title = _l("Add Interaction"), _l("Edit Interaction")
-    list_columns = ["occurred_at", "customer", "kind", "key_points", "result", "owner"]
-    add_columns = edit_columns = ["customer", "occurred_at", "kind", "key_points",
-                                  "customer_feedback", "result", "next_step"]
-    show_columns = add_columns + ["owner", "created_on"]
-    search_columns = ["occurred_at", "kind", "result"]
+    list_columns = ["occurred_at", "customer", "kind", "key_points", "result", "next_step", "owner"]
+    edit_columns = ["customer", "occurred_at", "kind", "participants", "contacts", "key_points",
+                    "customer_feedback", "result", "next_step"]
+    add_columns = edit_columns + ["todo_title", "todo_due", "todo_assignee"]
+    show_columns = edit_columns + ["tasks", "owner", "created_on"]
+    search_columns = ["occurred_at", "kind", "result", "customer"]
     base_order = ("occurred_at", "desc")
     label_columns = LABELS
-    formatters_columns = FORMATTERS
+    formatters_columns = {**FORMATTERS, "participants": _names, "contacts": _names, "tasks": _names}
     add_form_query_rel_fields = edit_form_query_rel_fields = {
-        "kind": choices_of("interaction_kind"), "result": choices_of("interaction_result"), **_CUSTOMER_IN_SCOPE}
+        "kind": choices_of("interaction_kind"), "result": choices_of("interaction_result"),
+        "contacts": ROW_SCOPE, "participants": [["active", FilterEqual, True]], **_CUSTOMER_IN_SCOPE}
+    add_form_extra_fields = {
+        "todo_title": StringField(_l("To-do"), validators=[Optional(), Length(max=255)],
+                                  description=_l("Optional: something to do next; it becomes a task.")),
+        "todo_due": due_field(_l("To-do due"), first=_todo_due_needed),
+        "todo_assignee": QuerySelectField(_l("To-do owner"), query_func=_active_users, get_pk_func=lambda u: u.id, allow_blank=True,
+                                          widget=Select2Widget(), description=_l("Default: you.")),
+    }
 
     def pre_add(self, item: Interaction) -> None:
         require_in_scope(_contact_customer(item))
-        item.owner_id = g.user.id
+        title = (getattr(item, "todo_title", None) or "").strip()
+        assignee = getattr(item, "todo_assignee", None)
+        todos = [{"title": title, "due_at": getattr(item, "todo_due", None),
+                  "assignee_id": getattr(assignee, "id", None)}] if title else []
+        record_interaction(item, todos, g.user.id)
 
     def pre_update(self, item: Interaction) -> None:
         require_in_scope(_contact_customer(item))
+        record_interaction(item, [], g.user.id)
+
+
+def interaction_kinds():
+    from app.models import DictionaryItem
+
+    return db.session.query(DictionaryItem).filter_by(type_key="interaction_kind", active=True).order_by(DictionaryItem.sort).all()
+
+
+def interaction_timeline(customer_id: int | str, kind: str | None = None, limit: int = 100) -> list[Interaction]:
+    """A customer's interactions for the timeline, newest first, optionally of one kind (code);
+    within the user's row scope like every list."""
+    from app.models import DictionaryItem
+    from app.security.scopes import row_clause
+
+    query = db.session.query(Interaction).filter(row_clause(Interaction), Interaction.customer_id == int(customer_id))
+    if kind:
+        query = query.join(DictionaryItem, Interaction.kind_id == DictionaryItem.id).filter(DictionaryItem.code == kind)
+    return query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit).all()
 
 
 class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin,
@@ -221,7 +284,8 @@ class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerMergeMixin, 
     show_template = "crm/customer_show.html"
     extra_args = {"related_tabs": {
         "ContactModelView": CATEGORIES["contact"], "InteractionModelView": CATEGORIES["interaction"],
-        "CustomerTagModelView": CATEGORIES["preference"], "AttachmentModelView": _l("Attachments")}}
+        "CustomerTagModelView": CATEGORIES["preference"], "AttachmentModelView": _l("Attachments")},
+        "interaction_timeline": interaction_timeline, "interaction_kinds": interaction_kinds}
     add_fieldsets = edit_fieldsets = [
         (CATEGORIES["basic"], {"fields": [f for f in _BASIC if f != "customer_no"]}),
         (CATEGORIES["business"], {"fields": [f for f in _BUSINESS if f != "last_contact_at"] + ["remark"]}),
@@ -316,6 +380,57 @@ class CustomerApi(CustomFieldsApiMixin, CustomerMergeApiMixin, _CheckedApi):
         self.apply_extra(item)
         require_in_scope(item)
         _check_customer_item(item)
+
+
+def _parse_todos(raw) -> list[dict]:
+    """The ``todos`` of an interaction POST: [{"title", "due_at" (ISO 8601), "assignee_id"}]."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise TaskInputError({"todos": [gettext("todos must be a list.")]})
+    todos, errors = [], {}
+    for n, todo in enumerate(raw, start=1):
+        todo = todo if isinstance(todo, dict) else {}
+        due = todo.get("due_at")
+        try:
+            due = datetime.fromisoformat(str(due)).replace(tzinfo=None) if due else None
+        except ValueError:
+            errors[f"todos[{n}].due_at"] = [gettext("To-do %(n)d: '%(value)s' is not a date and time (YYYY-MM-DD HH:MM).",
+                                                    n=n, value=due)]
+        todos.append({"title": todo.get("title"), "due_at": due, "assignee_id": todo.get("assignee_id")})
+    if errors:
+        raise TaskInputError(errors)
+    return todos
+
+
+class InteractionApi(_CheckedApi):
+    """/api/v1/interaction/: row-scoped like customers. POST may carry ``todos``."""
+
+    resource_name = "interaction"
+    datamodel = CrmSQLAInterface(Interaction)
+    allow_browser_login = True
+    add_query_rel_fields = edit_query_rel_fields = {**_CUSTOMER_IN_SCOPE, "contacts": ROW_SCOPE}
+    list_columns = ["id", "customer.id", "customer.name", "occurred_at", "kind.code", "kind.name", "key_points",
+                    "result.name", "next_step", "owner.username"]
+    show_columns = list_columns + ["customer_feedback", "participants.username", "contacts.name", "tasks.id", "tasks.title"]
+    add_columns = edit_columns = ["customer", "occurred_at", "kind", "participants", "contacts", "key_points",
+                                  "customer_feedback", "result", "next_step"]
+    search_columns = ["customer", "occurred_at", "kind", "result"]
+    order_columns = ["occurred_at", "id"]
+    base_order = ("occurred_at", "desc")
+
+    def post_headless(self):
+        body = request.get_json(silent=True)
+        g.crm_todos = body.pop("todos", None) if isinstance(body, dict) else None
+        return super().post_headless()
+
+    def pre_add(self, item: Interaction) -> None:
+        require_in_scope(_contact_customer(item))
+        record_interaction(item, _parse_todos(g.pop("crm_todos", None)), g.user.id)
+
+    def pre_update(self, item: Interaction) -> None:
+        require_in_scope(_contact_customer(item))
+        record_interaction(item, [], g.user.id)
 
 
 class ContactApi(_CheckedApi):

@@ -3,13 +3,30 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import g
+from flask import current_app, g, redirect, url_for
 from flask_appbuilder import IndexView, expose
 from sqlalchemy import func
 
 from app.extensions import db
 from app.models import Customer, Interaction
 from app.security.scopes import row_clause
+
+
+def overview_stats(user) -> dict:
+    """The overview counts (home page, and the top of 我的工作台), all within the user's row scope
+    (app/security/scopes.py), like the lists."""
+    week_ago = datetime.utcnow() - timedelta(days=7)
+    in_scope, interactions_in_scope = row_clause(Customer), row_clause(Interaction)
+    return {
+        "customers": db.session.query(func.count(Customer.id)).filter(in_scope).scalar(),
+        "mine": db.session.query(func.count(Customer.id)).filter(in_scope, Customer.owner_id == user.id).scalar(),
+        "interactions_week": db.session.query(func.count(Interaction.id))
+        .filter(interactions_in_scope, Interaction.occurred_at >= week_ago).scalar(),
+        "stale": db.session.query(func.count(Customer.id))
+        .filter(in_scope, Customer.owner_id == user.id,
+                (Customer.last_contact_at.is_(None)) | (Customer.last_contact_at < datetime.utcnow() - timedelta(days=30)))
+        .scalar(),
+    }
 
 
 class CrmIndexView(IndexView):
@@ -19,18 +36,14 @@ class CrmIndexView(IndexView):
     def index(self):
         stats = None
         user = getattr(g, "user", None)
+        if user is not None and user.is_authenticated and self._staff(user):
+            return redirect(url_for("WorkbenchView.index"))  # 我的工作台 is the staff's home page
         if user is not None and user.is_authenticated:
-            week_ago = datetime.utcnow() - timedelta(days=7)
-            # Every count within the user's row scope (app/security/scopes.py), like the lists.
-            in_scope, interactions_in_scope = row_clause(Customer), row_clause(Interaction)
-            stats = {
-                "customers": db.session.query(func.count(Customer.id)).filter(in_scope).scalar(),
-                "mine": db.session.query(func.count(Customer.id)).filter(in_scope, Customer.owner_id == user.id).scalar(),
-                "interactions_week": db.session.query(func.count(Interaction.id))
-                .filter(interactions_in_scope, Interaction.occurred_at >= week_ago).scalar(),
-                "stale": db.session.query(func.count(Customer.id))
-                .filter(in_scope, Customer.owner_id == user.id,
-                        (Customer.last_contact_at.is_(None)) | (Customer.last_contact_at < datetime.utcnow() - timedelta(days=30)))
-                .scalar(),
-            }
+            stats = overview_stats(user)
         return self.render_template(self.index_template, appbuilder=self.appbuilder, stats=stats)
+
+    def _staff(self, user) -> bool:
+        """Users with the workbench, except admins (their home is this overview)."""
+        admin = current_app.config.get("AUTH_ROLE_ADMIN")
+        return not any(r.name == admin for r in user.roles) and \
+            self.appbuilder.sm.has_access("can_index", "WorkbenchView")

@@ -230,3 +230,89 @@ def test_export_button_downloads_the_list_as_shown(live_server, demo_data, new_p
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     names = [r[rows[0].index("客户名称")] for r in rows[1:]]
     assert len(names) >= DEMO_CUSTOMERS and names[:len(shown)] == shown  # the whole list, in the order shown
+
+
+README_IMG = Path(__file__).resolve().parents[2] / "app" / "static" / "img" / "readme"
+
+
+def test_staff_work_a_day_from_the_inbox(app, live_server, new_page, make_user):
+    """A salesperson lands on 我的工作台, records an interaction with a to-do from the customer's
+    timeline, completes the plan's follow-up task and sees the next one scheduled. The README's
+    daily-work pictures come from here (app/static/img/readme/)."""
+    from datetime import datetime, timedelta
+
+    from conftest import USER_PASSWORD
+
+    from app.extensions import appbuilder, db
+    from app.models import Customer, DictionaryItem, FollowupPlan, Task
+    from app.services.actor import as_system_user
+    from app.services.numbering import next_number
+
+    username = make_user("sales_staff", "sales")
+    with app.test_request_context("/"), as_system_user():
+        user = appbuilder.sm.find_user(username=username)
+        user.first_name, user.last_name = "伟", "周"
+        level_a = db.session.query(DictionaryItem).filter_by(type_key="customer_level", code="A").one()
+        customer = Customer(name="杭州云帆科技有限公司", customer_no=next_number("customer"), owner_id=user.id,
+                            department_id=user.department_id, level_id=level_a.id)
+        plan = FollowupPlan(customer=customer, assignee_id=user.id, remind_before_minutes=60)
+        due = datetime.now().replace(second=0, microsecond=0) + timedelta(minutes=30)
+        db.session.add_all([customer, plan, Task(title="电话回访：确认报价", customer=customer, assignee_id=user.id,
+                                                  plan=plan, due_at=due, created_by_id=user.id)])
+        db.session.commit()
+        customer_id, plan_id = customer.id, plan.id
+        from app.services.reminders import task_reminders
+
+        task_reminders()  # the periodic job: the task is due within the plan's hour of lead time
+    README_IMG.mkdir(parents=True, exist_ok=True)
+
+    page = new_page()
+    log_in(page, live_server, username, USER_PASSWORD)
+    assert page.url.rstrip("/").endswith("/workbench"), page.url
+    inbox = assert_page_ok(page)
+    assert "我的工作台" in inbox and "今日到期" in inbox and "电话回访：确认报价" in inbox, inbox[:800]
+    assert "到期：电话回访：确认报价" in page.locator('[data-section="reminders"]').inner_text()
+    page.screenshot(path=str(README_IMG / "workbench.png"))
+
+    # record an interaction with a to-do, from the customer's timeline
+    page.goto(f"{live_server}/customermodelview/show/{customer_id}")
+    page.locator('a[href="#Timeline"]').click()
+    page.locator("#Timeline a", has_text="记录互动").click()
+    page.wait_for_load_state("networkidle")
+    def set_time(selector: str, value: str) -> None:  # typed as the date picker writes it
+        page.eval_on_selector(selector, "(el, v) => { el.value = v; }", value)
+
+    set_time("#occurred_at", datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+    page.eval_on_selector("#kind", """el => { for (const o of el.options) if (o.text === '电话') el.value = o.value;
+                                               el.dispatchEvent(new Event('change')); }""")
+    page.fill("#key_points", "客户确认采购 200 套，关注交付周期")
+    page.fill("#customer_feedback", "希望月底前完成首批交付")
+    page.fill("#next_step", "发送正式报价单")
+    page.fill("#todo_title", "发送正式报价单")
+    set_time("#todo_due", (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%d 10:00:00"))
+    page.screenshot(path=str(README_IMG / "interaction-add.png"), full_page=True)
+    page.get_by_role("button", name="保存").click()
+    page.wait_for_load_state("networkidle")
+    saved = assert_page_ok(page)
+    assert "/add" not in page.url, saved[:1500]
+    page.goto(f"{live_server}/customermodelview/show/{customer_id}#Timeline")
+    page.locator('a[href="#Timeline"]').click()
+    timeline = page.locator("#Timeline").inner_text()
+    assert "客户确认采购 200 套" in timeline and "发送正式报价单" in timeline and "电话" in timeline, timeline
+    page.screenshot(path=str(README_IMG / "timeline.png"))
+
+    # back on the inbox: the to-do is there; complete the plan's task and see the next one
+    page.goto(f"{live_server}/workbench/")
+    assert "发送正式报价单" in page.locator('[data-section="recent"]').inner_text()
+    with app.app_context():
+        first = db.session.query(Task).filter_by(plan_id=plan_id).one()
+    page.locator(f'tr[data-task="{first.id}"] button').first.click()
+    page.wait_for_load_state("networkidle")
+    text = assert_page_ok(page)
+    nxt = (datetime.now() + timedelta(days=7)).strftime("%Y-%m-%d")
+    assert "下次跟进安排在" in text and nxt in text, text[:800]
+    page.goto(f"{live_server}/taskmodelview/list/")
+    tasks = assert_page_ok(page)
+    assert "跟进 杭州云帆科技有限公司" in tasks and nxt in tasks, tasks[:800]
+    page.goto(f"{live_server}/workbench/")
+    shot(page, "09-workbench-after", viewport_too=True)

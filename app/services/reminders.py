@@ -1,0 +1,156 @@
+"""Reminders (提醒), made by periodic jobs: tasks coming due (per the plan's lead time), tasks
+overdue (their status becomes 已逾期), customers with no contact for N days (per level, data in
+crm_cadence) and customers whose contact info has not changed for CRM_KEY_INFO_STALE_DAYS.
+
+Each reminder is inserted with INSERT ... ON CONFLICT DO NOTHING on its unique key (kind,
+subject, user, period): a job run twice, or by two workers at the same moment, makes it once.
+New reminders are e-mailed when SMTP_URL is set (logged to the console otherwise)."""
+from __future__ import annotations
+
+import logging
+import smtplib
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from urllib.parse import unquote, urlparse
+
+from flask import current_app
+from sqlalchemy import Integer, String, and_, cast, func, literal, null, select, update
+
+from app.extensions import db
+from app.models import Cadence, Contact, Customer, FollowupPlan, Reminder, Task
+from app.services.followup import now
+
+log = logging.getLogger(__name__)
+DEFAULT_LEAD_MINUTES = 60
+KINDS = ("task_due", "task_overdue", "no_contact", "key_info_stale")
+
+
+def _insert(rows: select) -> list[int]:
+    """Insert the reminders a SELECT yields (kind, subject_id, user_id, period, customer_id,
+    task_id, created_on); the ids of those that were new."""
+    cols = ["kind", "subject_id", "user_id", "period", "customer_id", "task_id", "created_on"]
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(Reminder).from_select(cols, rows).on_conflict_do_nothing(
+        index_elements=["kind", "subject_id", "user_id", "period"]).returning(Reminder.id)
+    ids = [r for (r,) in db.session.execute(stmt)]
+    db.session.commit()
+    return ids
+
+
+def _period(column):
+    """The occurrence a reminder is about, as text (a timestamp, or 'never')."""
+    return func.coalesce(func.substr(cast(column, String), 1, 19), literal("never"))
+
+
+def task_reminders() -> dict:
+    """Tasks due within their lead time, and overdue tasks (marked 已逾期); one reminder each."""
+    t = now()
+    lead = func.coalesce(FollowupPlan.remind_before_minutes, DEFAULT_LEAD_MINUTES)
+    open_tasks = and_(Task.status != "done")
+    if db.engine.dialect.name == "postgresql":
+        remind_from = Task.due_at - func.make_interval(0, 0, 0, 0, 0, lead)
+    else:
+        remind_from = func.datetime(Task.due_at, func.printf("-%d minutes", lead))
+    due = _insert(select(literal("task_due"), Task.id, Task.assignee_id, _period(Task.due_at), Task.customer_id,
+                         Task.id, literal(t))
+                  .select_from(Task).outerjoin(FollowupPlan, Task.plan_id == FollowupPlan.id)
+                  .where(open_tasks, Task.due_at >= t, remind_from <= t))
+    overdue_ids = db.session.execute(update(Task).where(open_tasks, Task.due_at < t).values(status="overdue")
+                                     .execution_options(synchronize_session=False))
+    db.session.commit()
+    overdue = _insert(select(literal("task_overdue"), Task.id, Task.assignee_id, _period(Task.due_at),
+                             Task.customer_id, Task.id, literal(t)).where(open_tasks, Task.due_at < t))
+    sent = send_emails(due + overdue)
+    return {"task_due": len(due), "task_overdue": len(overdue), "marked_overdue": overdue_ids.rowcount, "emailed": sent}
+
+
+def no_contact_reminders() -> dict:
+    """Customers not contacted for their level's no_contact_days: a reminder to the owner, once
+    per last contact time."""
+    t = now()
+    days = Cadence.no_contact_days
+    if db.engine.dialect.name == "postgresql":
+        limit = literal(t) - func.make_interval(0, 0, 0, days)
+    else:
+        limit = func.datetime(literal(t), func.printf("-%d days", days))
+    since = func.coalesce(Customer.last_contact_at, Customer.created_on)
+    ids = _insert(select(literal("no_contact"), Customer.id, Customer.owner_id, _period(Customer.last_contact_at),
+                         Customer.id, cast(null(), Integer), literal(t))
+                  .select_from(Customer).join(Cadence, Cadence.item_id == Customer.level_id)
+                  .where(Customer.owner_id.isnot(None), Customer.archived.is_(False), days.isnot(None), since < limit))
+    return {"no_contact": len(ids), "emailed": send_emails(ids)}
+
+
+def key_info_reminders() -> dict:
+    """Customers whose contact info (the customer or any contact) has not been updated for
+    CRM_KEY_INFO_STALE_DAYS days: a reminder to the owner, once per last update."""
+    t = now()
+    cutoff = t - timedelta(days=int(current_app.config.get("CRM_KEY_INFO_STALE_DAYS", 30)))
+    latest = (select(Contact.customer_id, func.max(Contact.changed_on).label("changed"))
+              .group_by(Contact.customer_id).subquery())
+    last_update = func.coalesce(latest.c.changed, Customer.changed_on)
+    last_update = func.max(last_update, Customer.changed_on) if db.engine.dialect.name == "sqlite" \
+        else func.greatest(last_update, Customer.changed_on)
+    ids = _insert(select(literal("key_info_stale"), Customer.id, Customer.owner_id, _period(last_update),
+                         Customer.id, cast(null(), Integer), literal(t))
+                  .select_from(Customer).outerjoin(latest, latest.c.customer_id == Customer.id)
+                  .where(Customer.owner_id.isnot(None), Customer.archived.is_(False), last_update < cutoff))
+    return {"key_info_stale": len(ids), "emailed": send_emails(ids)}
+
+
+def describe(reminder: Reminder) -> str:
+    """The reminder's text in the current language."""
+    from flask_babel import gettext
+
+    if reminder.kind == "task_due":
+        return gettext("Task due at %(due)s: %(task)s", due=reminder.period[:16], task=str(reminder.task))
+    if reminder.kind == "task_overdue":
+        return gettext("Task overdue since %(due)s: %(task)s", due=reminder.period[:16], task=str(reminder.task))
+    if reminder.kind == "no_contact":
+        return gettext("No contact with %(customer)s since %(since)s", customer=str(reminder.customer),
+                       since=reminder.period[:10] if reminder.period != "never" else gettext("never"))
+    return gettext("Contact info of %(customer)s not updated since %(since)s", customer=str(reminder.customer),
+                   since=reminder.period[:10])
+
+
+def send_emails(ids: list[int]) -> int:
+    """E-mail new reminders to users with an address: through SMTP_URL (smtp://user:pass@host:port,
+    smtps://... for TLS), or logged to the console when it is not set. Returns how many went."""
+    if not ids:
+        return 0
+    from flask_babel import force_locale
+
+    rows = db.session.query(Reminder).filter(Reminder.id.in_(ids), Reminder.emailed_at.is_(None)).all()
+    url = current_app.config.get("SMTP_URL")
+    sent = 0
+    for r in rows:
+        user = r.user
+        if not user or not user.email:
+            continue
+        with force_locale(user.locale or "zh"):
+            body = describe(r)
+        if url:
+            _smtp_send(url, user.email, body)
+        else:
+            log.info("reminder e-mail (SMTP_URL unset) to %s: %s", user.email, body)
+        r.emailed_at = datetime.now()
+        sent += 1
+    db.session.commit()
+    return sent
+
+
+def _smtp_send(url: str, to: str, body: str) -> None:
+    u = urlparse(url)
+    msg = EmailMessage()
+    msg["From"] = current_app.config.get("CRM_MAIL_FROM") or (unquote(u.username or "") or "crm@localhost")
+    msg["To"], msg["Subject"] = to, f"[{current_app.config.get('APP_NAME', 'CRM')}] {body[:60]}"
+    msg.set_content(body)
+    cls = smtplib.SMTP_SSL if u.scheme == "smtps" else smtplib.SMTP
+    with cls(u.hostname, u.port or (465 if u.scheme == "smtps" else 25), timeout=20) as smtp:
+        if u.username:
+            smtp.login(unquote(u.username), unquote(u.password or ""))
+        smtp.send_message(msg)
