@@ -21,6 +21,8 @@ class RolePolicy(Model):
     role = relationship("Role")
     scope = Column(String(16), nullable=False, default="own")
     hide_fields = Column(Text, nullable=False, default="")  # comma separated field names
+    # Which service tickets: own (handler, collaborator or creator), department, all
+    ticket_scope = Column(String(16), nullable=False, default="own", server_default="own")
 
     @property
     def hidden(self) -> frozenset[str]:
