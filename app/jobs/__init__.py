@@ -38,6 +38,8 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Delete expired login sessions")),
         PeriodicJob("job_history_cleanup", "app.jobs.runner:purge_job_history", 86400,
                     _l("Delete job run records older than 90 days")),
+        PeriodicJob("sla_check", "app.services.sla:run_sla_check", 300,
+                    _l("Warn ticket handlers before an SLA deadline and escalate breaches to the supervisor")),
     ]
 }
 

@@ -29,9 +29,10 @@ class Policy:
     hidden: frozenset[str]
     user_id: int | None
     department_id: int | None
+    ticket_scope: str = "own"  # service tickets: own (handler, collaborator, creator) / department / all
 
 
-NOTHING = Policy("none", frozenset(), None, None)
+NOTHING = Policy("none", frozenset(), None, None, "none")
 
 
 def current_user() -> Any:
@@ -57,16 +58,17 @@ def policy_for(user: Any) -> Policy:
     dept = getattr(user, "department_id", None)
     admin_role = current_app.config.get("AUTH_ROLE_ADMIN")
     if getattr(user, "is_system", False) or any(r.name == admin_role for r in roles):
-        policy = Policy("all", frozenset(), user.id, dept)
+        policy = Policy("all", frozenset(), user.id, dept, "all")
     else:
         with db.session.no_autoflush:  # may run mid-write (pre_add): never flush a half-made row
             rows = db.session.query(RolePolicy).filter(RolePolicy.role_id.in_([r.id for r in roles])).all() if roles else []
         if rows:
             scope = max((r.scope for r in rows if r.scope in SCOPES), key=SCOPES.index, default="own")
+            tickets = max((r.ticket_scope for r in rows if r.ticket_scope in SCOPES), key=SCOPES.index, default="own")
             hidden = frozenset.intersection(*(r.hidden for r in rows))
         else:
-            scope, hidden = "own", frozenset()
-        policy = Policy(scope, hidden, user.id, dept)
+            scope, tickets, hidden = "own", "own", frozenset()
+        policy = Policy(scope, hidden, user.id, dept, tickets)
     cache[user.id] = policy
     return policy
 
@@ -90,12 +92,34 @@ def customer_clause(policy: Policy):
     return own
 
 
+def ticket_clause(policy: Policy):
+    """The SQL condition on Ticket: own = the user handles it, collaborates on it or opened it;
+    department = also every ticket of the user's department (its team's, or handled by a
+    member); all. Tickets have their own scope: service staff read every customer, not every
+    ticket."""
+    from app.models import CrmUser, Ticket
+    from app.models.service import ticket_collaborators as tc
+
+    if policy.ticket_scope == "all":
+        return true()
+    if policy.user_id is None:
+        return false()
+    own = or_(Ticket.handler_id == policy.user_id, Ticket.created_by_fk == policy.user_id,
+              Ticket.id.in_(select(tc.c.ticket_id).where(tc.c.user_id == policy.user_id)))
+    if policy.ticket_scope == "department" and policy.department_id is not None:
+        members = select(CrmUser.id).where(CrmUser.department_id == policy.department_id)
+        return or_(own, Ticket.department_id == policy.department_id, Ticket.handler_id.in_(members))
+    return own
+
+
 def row_clause(model: type, policy: Policy | None = None):
-    """The SQL condition limiting ``model`` (Customer, or anything with a customer_id) to what
-    the policy (default: the current user's) may see."""
-    from app.models import Customer
+    """The SQL condition limiting ``model`` (Customer, Ticket (ticket_clause), or anything with
+    a customer_id or a ticket_id) to what the policy (default: the current user's) may see."""
+    from app.models import Customer, Ticket
 
     policy = policy or current_policy()
+    if model is Ticket:
+        return ticket_clause(policy)
     clause = customer_clause(policy)
     if model is Customer or policy.scope == "all":
         return clause

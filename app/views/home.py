@@ -10,6 +10,7 @@ from sqlalchemy import func
 from app.extensions import db
 from app.models import Customer, Interaction
 from app.security.scopes import row_clause
+from app.services.sla import service_stats
 
 
 class CrmIndexView(IndexView):
@@ -33,4 +34,5 @@ class CrmIndexView(IndexView):
                         (Customer.last_contact_at.is_(None)) | (Customer.last_contact_at < datetime.utcnow() - timedelta(days=30)))
                 .scalar(),
             }
+            stats.update(service_stats(user))
         return self.render_template(self.index_template, appbuilder=self.appbuilder, stats=stats)
