@@ -131,3 +131,215 @@ def test_deadlines_follow_the_policy_and_pause_while_waiting_on_the_customer(app
         assert t.handling_hours == pytest.approx(2.0)
         assert [e.action for e in t.events][-5:] == ["assign", "start", "wait", "resume", "submit"]
         assert all(e.user_id == g.user.id for e in t.events[-5:])
+
+
+# -- automatic assignment ----------------------------------------------------------------------
+
+@pytest.fixture()
+def team(app, make_user):
+    """A team of its own with a rule on a unique keyword (tried first), a supervisor, and
+    service agents: a (repair, east), b (repair, any region), c (complaint), d (repair, away)."""
+    from app.extensions import appbuilder, db
+    from app.models import AgentProfile, AssignmentRule, Department, Team
+
+    word = f"KW{tag()}"
+    users = {k: make_user("service_staff", "service") for k in "abcd"}
+    boss = make_user("service_supervisor", "service")
+    with _as_system(app):
+        find = appbuilder.sm.find_user
+        team = Team(key=f"t_{word}", name=f"测试组{word}", supervisor=find(username=boss),
+                    department=db.session.query(Department).filter_by(key="service").one())
+        db.session.add(team)
+        for k, (skills, regions, away) in {"a": ("repair", "east", False), "b": ("repair,complaint", "", False),
+                                           "c": ("complaint", "", False), "d": ("repair", "", True)}.items():
+            db.session.add(AgentProfile(user=find(username=users[k]), team=team, skills=skills, regions=regions,
+                                        away=away))
+        rule = AssignmentRule(key=f"r_{word}", name=f"测试规则{word}", sort=1, keywords=word, team=team, skill="repair")
+        db.session.add(rule)
+        db.session.commit()
+        return {"word": word, "users": users, "boss": boss, "team_id": team.id, "rule_id": rule.id}
+
+
+def _customer_in(app, region_code: str | None) -> int:
+    from app.extensions import db
+    from app.models import Customer, DictionaryItem
+
+    cid = new_customer(app)
+    with _as_system(app):
+        c = db.session.get(Customer, cid)
+        c.region = db.session.query(DictionaryItem).filter_by(type_key="region", code=region_code).one() \
+            if region_code else None
+        db.session.commit()
+    return cid
+
+
+def _ticket(app, pk):
+    from app.extensions import db
+    from app.models import Ticket
+
+    return db.session.get(Ticket, pk)
+
+
+def test_assignment_picks_the_least_loaded_skilled_member_and_records_the_rule(app, team):
+    from app.extensions import appbuilder
+
+    users, word = team["users"], team["word"]
+    east, south = _customer_in(app, "east"), _customer_in(app, "south")
+    picked = []
+    for cid in (east, east, east, south):
+        pk = _open(app, cid, "consult", f"设备{word}无法开机")
+        with app.app_context():
+            t = _ticket(app, pk)
+            assert t.status == "assigned" and t.assignment_rule_id == team["rule_id"] and t.team_id == team["team_id"]
+            assert f"测试规则{word}" in t.events[-1].comment  # the rule that chose is recorded
+            picked.append(t.handler.username)
+    # c lacks the skill, d is away; a and b share the east customers by load; a does not serve the south
+    assert picked[:2] in ([users["a"], users["b"]], [users["b"], users["a"]])
+    assert picked[3] == users["b"]
+    assert users["c"] not in picked and users["d"] not in picked
+    with app.app_context():
+        assert appbuilder.sm.find_user(username=picked[2]).username in (users["a"], users["b"])
+
+
+def test_round_robin_hands_out_in_turn(app, team):
+    from app.extensions import db
+    from app.models import Team
+
+    with _as_system(app):
+        db.session.get(Team, team["team_id"]).round_robin = True
+        db.session.commit()
+    cid = _customer_in(app, "east")
+    picked = []
+    for _ in range(4):
+        with app.app_context():
+            picked.append(_ticket(app, _open(app, cid, "consult", f"{team['word']} 报错")).handler.username)
+    a, b = team["users"]["a"], team["users"]["b"]
+    assert picked in ([a, b, a, b], [b, a, b, a])
+
+
+def test_no_member_available_leaves_the_ticket_new_in_the_team_queue(app, team):
+    from app.extensions import appbuilder, db
+    from app.models import AgentProfile
+
+    with _as_system(app):
+        for k in "ab":
+            uid = appbuilder.sm.find_user(username=team["users"][k]).id
+            db.session.query(AgentProfile).filter_by(user_id=uid).one().away = True
+        db.session.commit()
+    pk = _open(app, _customer_in(app, None), "consult", f"{team['word']} 宕机")
+    with app.app_context():
+        t = _ticket(app, pk)
+        assert (t.status, t.handler_id, t.team_id) == ("new", None, team["team_id"])
+        assert t.events[-1].action == "queue"
+
+
+# -- the flow through the API, with refusals -----------------------------------------------------
+
+def item_id(app, type_key: str, code: str) -> int:
+    from app.extensions import db
+    from app.models import DictionaryItem
+
+    with app.app_context():
+        return db.session.query(DictionaryItem.id).filter_by(type_key=type_key, code=code).scalar()
+
+
+def api(client, headers, method, url, body=None):
+    resp = getattr(client, method)(url, json=body, headers=headers)
+    return resp.status_code, resp.get_json()
+
+
+def test_api_flow_refusals_and_reassignment(app, client, team, make_user):
+    from app.extensions import appbuilder
+
+    users = team["users"]
+    boss, sales = team["boss"], make_user("sales_staff", "sales")
+    cid = _customer_in(app, "east")
+    staff = jwt(client, users["c"], USER_PASSWORD)  # opens the ticket (complaint skill: not picked)
+    type_id = item_id(app, "ticket_type", "repair")
+    code, body = api(client, staff, "post", "/api/v1/ticket/",
+                     {"customer": cid, "type": type_id, "title": f"{team['word']} 打印机故障", "description": "卡纸"})
+    assert code == 201, body
+    pk = body["id"]
+    code, shown = api(client, staff, "get", f"/api/v1/ticket/{pk}")
+    assert code == 200 and re.fullmatch(r"W\d{8}\d{3,}", shown["result"]["ticket_no"])
+    assert shown["result"]["status"] == "assigned" and shown["result"]["handler"]["username"] in (users["a"], users["b"])
+    assert [d["state"] for d in shown["result"]["sla"]] == ["ok", "ok"]
+    handler = shown["result"]["handler"]["username"]
+    other = users["b"] if handler == users["a"] else users["a"]
+
+    # an illegal step: archive before handling
+    boss_h = jwt(client, boss, USER_PASSWORD)
+    code, body = api(client, boss_h, "post", f"/api/v1/ticket/{pk}/transition", {"action": "approve"})
+    assert code == 422 and "已分配" in body["message"] and "待审核" in body["message"]
+    # staff cannot assign; the supervisor cannot assign to someone without the role
+    code, body = api(client, staff, "post", f"/api/v1/ticket/{pk}/transition", {"action": "assign", "handler_id": 1})
+    assert code in (404, 422)
+    with app.app_context():
+        sales_id = appbuilder.sm.find_user(username=sales).id
+        other_id = appbuilder.sm.find_user(username=other).id
+    code, body = api(client, boss_h, "post", f"/api/v1/ticket/{pk}/transition", {"action": "assign", "handler_id": sales_id})
+    assert code == 422 and body["field"] == "handler" and "不能处理工单" in body["message"]
+    code, body = api(client, boss_h, "post", f"/api/v1/ticket/{pk}/transition",
+                     {"action": "assign", "handler_id": other_id, "comment": "改派"})
+    assert (code, body["handler_id"]) == (200, other_id)
+
+    new_h = jwt(client, other, USER_PASSWORD)
+    for action, status in (("start", "in_progress"), ("submit", "pending_review")):
+        code, body = api(client, new_h, "post", f"/api/v1/ticket/{pk}/transition", {"action": action})
+        assert (code, body["status"]) == (200, status), body
+    code, body = api(client, new_h, "post", f"/api/v1/ticket/{pk}/transition", {"action": "approve"})
+    assert code == 422  # only a reviewer archives
+    code, body = api(client, boss_h, "post", f"/api/v1/ticket/{pk}/transition", {"action": "reject"})
+    assert code == 422 and body["field"] == "comment"  # sending back needs a reason
+    code, body = api(client, boss_h, "post", f"/api/v1/ticket/{pk}/transition", {"action": "approve", "comment": "好"})
+    assert (code, body["status"]) == (200, "archived")
+    code, shown = api(client, boss_h, "get", f"/api/v1/ticket/{pk}")
+    steps = [(e["action"], e["to"], e["user"]) for e in shown["result"]["events"]]
+    assert steps[-4:] == [("assign", "assigned", boss), ("start", "in_progress", other),
+                          ("submit", "pending_review", other), ("approve", "archived", boss)]
+    assert shown["result"]["handling_hours"] is not None
+
+
+# -- the SLA job -------------------------------------------------------------------------------
+
+def _flask(*args):
+    return subprocess.run(flask_cmd(*args), cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_sla_job_warns_the_handler_then_escalates_once(app, client, team):
+    from app.extensions import db
+    from app.models import SlaAlert, Ticket
+
+    pk = _open(app, _customer_in(app, "east"), "repair", f"{team['word']} 设备故障")
+    now = datetime.utcnow()
+    with _as_system(app):  # time passes: the response deadline is near
+        t = db.session.get(Ticket, pk)
+        t.first_response_warn_at, t.first_response_due = now - timedelta(minutes=1), now + timedelta(minutes=20)
+        db.session.commit()
+        handler = t.handler.username
+    for _ in range(2):  # twice: warned once
+        ran = _flask("crm", "jobs", "run", "sla_check")
+        assert ran.returncode == 0, ran.stderr[-2000:]
+    with app.app_context():
+        alerts = [(a.kind, a.user.username) for a in db.session.query(SlaAlert).filter_by(ticket_id=pk)]
+        assert alerts == [("first_response_warning", handler)]
+    with _as_system(app):  # and now it is overdue
+        t = db.session.get(Ticket, pk)
+        t.first_response_due = now - timedelta(minutes=1)
+        db.session.commit()
+    for _ in range(2):
+        ran = _flask("crm", "jobs", "run", "sla_check")
+        assert ran.returncode == 0, ran.stderr[-2000:]
+    assert json.loads(ran.stdout.strip().splitlines()[-1])["result"]["first_response_breach"] == 0
+    with app.app_context():
+        alerts = sorted((a.kind, a.user.username) for a in db.session.query(SlaAlert).filter_by(ticket_id=pk))
+        assert alerts == [("first_response_breach", team["boss"]), ("first_response_warning", handler)]
+    # shown on the supervisor's home page and on the ticket, with the breach colour in the queue
+    assert login(client, team["boss"], USER_PASSWORD).status_code == 302
+    home = client.get("/").get_data(as_text=True)
+    assert 'data-kind="first_response_breach"' in home and "首次响应已超时" in home
+    page = client.get(f"/ticketmodelview/show/{pk}").get_data(as_text=True)
+    assert 'data-kind="first_response_warning"' in page and 'data-state="breached"' in page
+    queue = client.get(f"/ticketmodelview/list/?_flt_0_team={team['team_id']}").get_data(as_text=True)
+    assert 'data-sla="breached"' in queue

@@ -130,7 +130,7 @@ def transition(ticket: Ticket, action: str, comment: str | None = None, handler_
     if act is None:
         raise TicketError(gettext("Unknown ticket action: %(action)s", action=action))
     if ticket.status not in act.sources:
-        raise TicketError(gettext("A ticket that is %(status)s cannot be '%(action)s'ed: allowed only when %(allowed)s.",
+        raise TicketError(gettext("The ticket is %(status)s: '%(action)s' is possible only when it is %(allowed)s.",
                                   status=status_label(ticket.status), action=act.label,
                                   allowed="、".join(status_label(s) for s in act.sources)))
     if not _may(ticket, act.who, g.user):
