@@ -38,6 +38,17 @@ def as_user(app, username: str = "admin"):
         yield
 
 
+_addr = iter(range(1, 60_000))
+
+
+def fresh(app):
+    """A client with an address of its own (login attempts are rate limited per address)."""
+    n = next(_addr)
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = f"10.{200 + n // 62500 % 50}.{n // 250 % 250}.{n % 250 + 1}"
+    return c
+
+
 def tag() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -343,3 +354,118 @@ def test_sla_job_warns_the_handler_then_escalates_once(app, client, team):
     assert 'data-kind="first_response_warning"' in page and 'data-state="breached"' in page
     queue = client.get(f"/ticketmodelview/list/?_flt_0_team={team['team_id']}").get_data(as_text=True)
     assert 'data-sla="breached"' in queue
+
+
+# -- scope per role, the UI flow, service records -------------------------------------------------
+
+def _ticket_nos(client, word) -> set[str]:
+    html = client.get(f"/ticketmodelview/list/?_flt_2_title={word}&psize_TicketModelView=100").get_data(as_text=True)
+    return set(re.findall(r"W\d{11,}", html))
+
+
+def test_ticket_scope_per_role(app, client, team, make_user):
+    """Handler, collaborator and creator see their tickets; the service supervisor the
+    department's; analysts all; other staff nothing, in the UI and the API alike."""
+    from app.extensions import appbuilder, db
+    from app.models import Ticket
+
+    word, users = team["word"], team["users"]
+    sales = make_user("sales_staff", "sales")
+    analyst = make_user("analytics_staff", "analytics")
+    outsider = make_user("service_staff", "service")  # no profile: never picked
+    collaborator = make_user("service_staff", "service")
+    cid = new_customer(app, owner=sales)
+    pk = _open(app, cid, "repair", f"{word} 范围测试", username=sales)  # opened by sales staff
+    with _as_system(app):
+        t = db.session.get(Ticket, pk)
+        t.collaborators.append(appbuilder.sm.find_user(username=collaborator))
+        db.session.commit()
+        no, handler = t.ticket_no, t.handler.username
+    for who, sees in ((sales, True), (handler, True), (collaborator, True), (team["boss"], True), (analyst, True),
+                      (outsider, False)):
+        c = fresh(app)
+        assert login(c, who, USER_PASSWORD).status_code == 302
+        assert (no in _ticket_nos(c, word)) is sees, who
+        assert (c.get(f"/ticketmodelview/show/{pk}").status_code == 200) is sees, who
+        a = fresh(app)  # cookie-less: the API with a JWT
+        assert (a.get(f"/api/v1/ticket/{pk}", headers=jwt(a, who, USER_PASSWORD)).status_code == 200) is sees, who
+    # the outsider cannot act on it either: 404, not a hint that it exists
+    c = fresh(app)
+    auth = jwt(c, outsider, USER_PASSWORD)
+    assert c.post(f"/api/v1/ticket/{pk}/transition", json={"action": "start"}, headers=auth).status_code == 404
+    # sales staff may open tickets for their customers but not take steps
+    c = fresh(app)
+    auth = jwt(c, sales, USER_PASSWORD)
+    assert c.post(f"/api/v1/ticket/{pk}/transition", json={"action": "close", "comment": "x"},
+                  headers=auth).status_code == 403
+    other = new_customer(app)  # not theirs
+    resp = c.post("/api/v1/ticket/", json={"customer": other, "type": item_id(app, "ticket_type", "consult"),
+                                          "title": "越权"}, headers=auth)
+    assert resp.status_code in (403, 422)
+
+
+def test_ui_open_handle_and_refuse(app, client, team):
+    """Through the screens: open a ticket on the form, see it assigned with SLA deadlines, take
+    a step, and read a refused step's message."""
+    from app.extensions import db
+    from app.models import Ticket
+
+    word, users = team["word"], team["users"]
+    cid = _customer_in(app, "east")
+    assert login(client, users["c"], USER_PASSWORD).status_code == 302
+    form = client.get("/ticketmodelview/add").get_data(as_text=True)
+    resp = client.post("/ticketmodelview/add", data={
+        "csrf_token": re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1), "customer": cid,
+        "type": item_id(app, "ticket_type", "repair"), "priority": item_id(app, "priority", "high"),
+        "title": f"{word} 界面报修", "description": "无法开机"}, follow_redirects=True)
+    assert resp.status_code == 200
+    with app.app_context():
+        t = db.session.query(Ticket).filter(Ticket.title == f"{word} 界面报修").one()
+        pk, handler, creator = t.id, t.handler.username, t.created_by.username
+    assert creator == users["c"]
+    page = client.get(f"/ticketmodelview/show/{pk}").get_data(as_text=True)
+    assert "首次响应" in page and 'id="ticket-sla"' in page and "已分配" in page
+    assert 'id="ticket-actions"' not in page  # the creator is not the handler: nothing to do
+    client.get("/logout/")
+    assert login(client, handler, USER_PASSWORD).status_code == 302
+    page = client.get(f"/ticketmodelview/show/{pk}").get_data(as_text=True)
+    token = session_csrf(client)
+    resp = client.post(f"/ticketmodelview/act/{pk}", data={"csrf_token": token, "action": "submit"},
+                       follow_redirects=True)
+    assert "只有在“处理中”时才能“提交审核”" in resp.get_data(as_text=True)
+    resp = client.post(f"/ticketmodelview/act/{pk}", data={"csrf_token": token, "action": "start"},
+                       follow_redirects=True)
+    html = resp.get_data(as_text=True)
+    assert "处理中" in html and 'data-action="start"' in html
+    mine = client.get("/mytickets/list/").get_data(as_text=True)
+    assert f"{word} 界面报修" in mine
+
+
+def test_service_records_numbered_per_customer_and_scoped(app, client, make_user):
+    from app.extensions import db
+    from app.models import Customer
+
+    owner, stranger = make_user("sales_staff", "sales"), make_user("sales_staff", "sales")
+    service = make_user("service_staff", "service")
+    cid = new_customer(app, owner=owner)
+    with app.app_context():
+        customer_no = db.session.get(Customer, cid).customer_no
+    kind = item_id(app, "service_kind", "after_sales")
+    c = fresh(app)
+    auth = jwt(c, service, USER_PASSWORD)
+    nos = []
+    for content in ("上门检修空调", "回访确认"):
+        resp = c.post("/api/v1/service_record/", headers=auth, json={
+            "customer": cid, "kind": kind, "content": content, "progress": "done", "score": 5})
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        nos.append(c.get(f"/api/v1/service_record/{resp.get_json()['id']}", headers=auth).get_json()["result"]["service_no"])
+    assert nos == [f"{customer_no}-001", f"{customer_no}-002"]
+    bad = c.post("/api/v1/service_record/", headers=auth, json={"customer": cid, "kind": kind, "content": "x",
+                                                                 "score": 6})
+    assert bad.status_code in (400, 422) and "score" in bad.get_data(as_text=True)
+    # the owner sees them, another sales person does not
+    for who, count in ((owner, 2), (stranger, 0)):
+        h = jwt(fresh(app), who, USER_PASSWORD)
+        q = f"(filters:!((col:customer,opr:rel_o_m,value:{cid})))"
+        resp = c.get(f"/api/v1/service_record/?q={q}", headers=h)
+        assert resp.status_code == 200 and resp.get_json()["count"] == count, who

@@ -237,7 +237,18 @@ def check_service_record(item: ServiceRecord) -> None:
 
 # -- REST APIs -----------------------------------------------------------------------------------
 
-class TicketApi(_CheckedApi):
+class _ServiceApi(_CheckedApi):
+    """A refused step or value (TicketError) answers 422 naming the field; nothing is saved."""
+
+    def _refusals(self, write):
+        try:
+            return super()._refusals(write)
+        except tickets.TicketError as exc:
+            db.session.rollback()
+            return self.response(422, message=str(exc), field=exc.field)
+
+
+class TicketApi(_ServiceApi):
     resource_name = "ticket"
     datamodel = CrmSQLAInterface(Ticket)
     allow_browser_login = True
@@ -296,7 +307,7 @@ class TicketApi(_CheckedApi):
                              handler_id=item.handler_id)
 
 
-class ServiceRecordApi(_CheckedApi):
+class ServiceRecordApi(_ServiceApi):
     resource_name = "service_record"
     datamodel = CrmSQLAInterface(ServiceRecord)
     allow_browser_login = True
@@ -307,7 +318,6 @@ class ServiceRecordApi(_CheckedApi):
     show_columns = list_columns + ["content", "solution", "customer_feedback"]
     add_columns = edit_columns = ["customer", "ticket", "kind", "occurred_at", "content", "progress", "handler",
                                   "solution", "customer_feedback", "score"]
-    validators_columns = {"score": [NumberRange(1, 5)]}
 
     def pre_add(self, item: ServiceRecord) -> None:
         _check_progress(item)
