@@ -44,19 +44,24 @@ def rules() -> list[AssignmentRule]:
                               .order_by(AssignmentRule.sort, AssignmentRule.id)).scalars().all()
 
 
-def handler_user_ids() -> set[int]:
-    """Users holding a role with the handle permission (one query)."""
+def _handlers():
+    """SELECT of the active users holding a role with the handle permission (one SQL query)."""
     sm = appbuilder.sm
-    pv = sm.find_permission_view_menu(*HANDLE)
-    if pv is None:
-        return set()
-    role_ids = [r.id for r in db.session.query(sm.role_model).filter(sm.role_model.permissions.contains(pv))]
-    return set(db.session.execute(select(CrmUser.id).join(CrmUser.roles).where(
-        sm.role_model.id.in_(role_ids), CrmUser.active.is_(True))).scalars())
+    user_role = CrmUser.roles.property.secondary
+    pv_role = sm.role_model.permissions.property.secondary
+    pv, perm, menu = sm.permissionview_model, sm.permission_model, sm.viewmenu_model
+    return (select(user_role.c.user_id).join(pv_role, pv_role.c.role_id == user_role.c.role_id)
+            .join(pv, pv.id == pv_role.c.permission_view_id).join(perm, perm.id == pv.permission_id)
+            .join(menu, menu.id == pv.view_menu_id).join(CrmUser, CrmUser.id == user_role.c.user_id)
+            .where(perm.name == HANDLE[0], menu.name == HANDLE[1], CrmUser.active.is_(True)))
+
+
+def handler_user_ids() -> set[int]:
+    return set(db.session.execute(_handlers()).scalars())
 
 
 def may_handle(user_id: int) -> bool:
-    return user_id in handler_user_ids()
+    return db.session.execute(_handlers().where(CrmUser.id == user_id).limit(1)).first() is not None
 
 
 def loads(user_ids: list[int]) -> dict[int, int]:
@@ -73,12 +78,11 @@ def choose(ticket: Ticket, customer) -> Choice:
             continue
         region = customer.region.code.lower() if customer.region is not None else None
         skill = (rule.skill or "").strip().lower()
-        profiles = db.session.execute(select(AgentProfile).where(
-            AgentProfile.team_id == rule.team_id, AgentProfile.away.is_(False))).scalars().all()
-        allowed = handler_user_ids()
-        members = sorted(p.user_id for p in profiles if p.user_id in allowed
-                         and (not skill or skill in _codes(p.skills))
-                         and (not _codes(p.regions) or region in _codes(p.regions)))
+        profiles = db.session.execute(select(AgentProfile.user_id, AgentProfile.skills, AgentProfile.regions).where(
+            AgentProfile.team_id == rule.team_id, AgentProfile.away.is_(False),
+            AgentProfile.user_id.in_(_handlers()))).all()
+        members = sorted(uid for uid, skills, regions in profiles
+                         if (not skill or skill in _codes(skills)) and (not _codes(regions) or region in _codes(regions)))
         if not members:
             return Choice(rule, None)
         team = rule.team

@@ -114,25 +114,33 @@ def parse_periods(text: str) -> tuple[tuple[time, time], ...]:
     return tuple(sorted(out))
 
 
+_CLOCKS: dict[int, tuple[float, Clock]] = {}
+CLOCK_TTL = 60.0  # seconds: a calendar edited in another process counts within a minute
+
+
 def clock_of(calendar: WorkCalendar) -> Clock:
-    """The calendar as a Clock (cached per calendar and request/job via the session's info)."""
-    cache = db.session.info.setdefault("crm_clocks", {})
-    if calendar.id in cache:
-        return cache[calendar.id]
+    """The calendar as a Clock, cached per process (dropped at once when this process saves a
+    calendar or holiday, within CLOCK_TTL otherwise)."""
+    import time as _time
+
+    hit = _CLOCKS.get(calendar.id)
+    if hit is not None and _time.monotonic() - hit[0] < CLOCK_TTL:
+        return hit[1]
     days = calendar.holidays
     clock = Clock(ZoneInfo(calendar.timezone or "Asia/Shanghai"),
                   frozenset(int(d) for d in (calendar.weekdays or "").replace("，", ",").split(",") if d.strip()),
                   parse_periods(calendar.periods), frozenset(h.day for h in days if not h.workday),
                   frozenset(h.day for h in days if h.workday))
-    cache[calendar.id] = clock
+    _CLOCKS[calendar.id] = (_time.monotonic(), clock)
     return clock
 
 
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_clocks(session) -> None:
-    """A calendar edited elsewhere counts from the next transaction on."""
-    session.info.pop("crm_clocks", None)
+@event.listens_for(Session, "after_flush")
+def _forget_clocks(session, flush_context) -> None:  # noqa: ARG001
+    from app.models import Holiday
+
+    if any(isinstance(o, (WorkCalendar, Holiday)) for o in (*session.new, *session.dirty, *session.deleted)):
+        _CLOCKS.clear()
 
 
 def policy_for(ticket: Ticket) -> SlaPolicy | None:
@@ -242,15 +250,16 @@ def _insert_alerts(kind: str, due_col, done_col, warn: bool, now: datetime) -> i
     else:  # escalate: the handling team's supervisor, else the handler
         recipient = db.func.coalesce(
             select(Team.supervisor_id).where(Team.id == Ticket.team_id).scalar_subquery(), Ticket.handler_id)
-    from sqlalchemy import insert, literal
+    from sqlalchemy import literal
 
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
     stmt = insert(SlaAlert).from_select(
         ["ticket_id", "kind", "user_id", "created_at"],
-        select(Ticket.id, literal(kind), recipient, literal(now)).where(*cond))
-    dialect = db.session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        stmt = stmt.prefix_with("OR IGNORE") if dialect == "sqlite" else stmt.suffix_with("ON CONFLICT DO NOTHING")
-    return db.session.execute(stmt).rowcount or 0
+        select(Ticket.id, literal(kind), recipient, literal(now)).where(*cond)).on_conflict_do_nothing().returning(SlaAlert.id)
+    return len(db.session.execute(stmt).all())
 
 
 def run_sla_check(now: datetime | None = None) -> dict:

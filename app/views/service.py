@@ -74,7 +74,7 @@ def fmt_minutes(minutes: float | None) -> str:
 
 def ticket_panel(pk) -> dict:
     """What the ticket page shows beside the fields: deadlines, steps, alerts, actions."""
-    item = db.session.query(Ticket).filter(Ticket.id == pk, row_clause(Ticket)).first()
+    item = db.session.query(Ticket).filter(Ticket.id == int(pk), row_clause(Ticket)).first()
     if item is None:
         return {}
     return {"ticket": item, "deadlines": sla.deadlines(item), "actions": tickets.available(item),
