@@ -469,3 +469,41 @@ def test_service_records_numbered_per_customer_and_scoped(app, client, make_user
         q = f"(filters:!((col:customer,opr:rel_o_m,value:{cid})))"
         resp = c.get(f"/api/v1/service_record/?q={q}", headers=h)
         assert resp.status_code == 200 and resp.get_json()["count"] == count, who
+
+
+# -- menus and pages per role ------------------------------------------------------------------
+
+T, MINE, BOARD, REC, AGENTS = ("/ticketmodelview/list/", "/mytickets/list/", "/serviceboard/",
+                               "/servicerecordmodelview/list/", "/agentprofilemodelview/list/")
+CONFIG = ["/workcalendarmodelview/list/", "/slapolicymodelview/list/", "/teammodelview/list/",
+          "/assignmentrulemodelview/list/", "/workcalendarmodelview/add"]
+SERVICE_MENUS = {
+    "sales_staff": {T, REC}, "sales_supervisor": {T, REC},
+    "service_staff": {T, MINE, REC}, "service_supervisor": {T, MINE, BOARD, REC, AGENTS},
+    "analytics_staff": {T, REC}, "analytics_supervisor": {T, BOARD, REC},
+}
+
+
+@pytest.mark.parametrize("role_key", list(SERVICE_MENUS))
+def test_service_menus_and_pages_per_role(role_key, app, make_user):
+    from test_roles import assert_opens, assert_refused
+
+    dept = {"sales": "sales", "service": "service", "analytics": "analytics"}[role_key.split("_")[0]]
+    client = fresh(app)
+    assert login(client, make_user(role_key, dept), USER_PASSWORD).status_code == 302
+    links = set(re.findall(r'href="([^"#]+)"', client.get("/").get_data(as_text=True)))
+    every = {T, MINE, BOARD, REC, AGENTS, *CONFIG}
+    assert links & every == SERVICE_MENUS[role_key]
+    for path in every:
+        (assert_opens if path in SERVICE_MENUS[role_key] else assert_refused)(client, path)
+
+
+def test_admin_configures_the_service_desk(app, admin_client):
+    from test_roles import assert_opens
+
+    for path in [T, MINE, BOARD, REC, AGENTS, *CONFIG]:
+        assert_opens(admin_client, path)
+    html = admin_client.get("/slapolicymodelview/list/").get_data(as_text=True)
+    assert "投诉：2 小时内响应" in html  # seeded policies are data an admin edits
+    html = admin_client.get("/assignmentrulemodelview/list/").get_data(as_text=True)
+    assert "报修 → 技术支持组" in html
