@@ -47,6 +47,10 @@ class Clock:
         working = day in self.on or (day.isoweekday() in self.weekdays and day not in self.off)
         return self.periods if working else ()
 
+    def local(self, utc: datetime) -> datetime:
+        """A stored (UTC) moment as the calendar's wall-clock time."""
+        return self._local(utc)
+
     def _local(self, utc: datetime) -> datetime:
         return utc.replace(tzinfo=ZoneInfo("UTC")).astimezone(self.tz).replace(tzinfo=None)
 

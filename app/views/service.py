@@ -36,7 +36,7 @@ SLA_LABELS = {"breached": _l("Breached"), "warning": _l("Due soon"), "paused": _
               "ok": _l("On track"), "met": _l("Met"), "none": _l("No SLA")}
 LABELS = {
     "ticket_no": _l("Ticket No."), "customer": _l("Customer"), "type": _l("Type"), "priority": _l("Priority"),
-    "title": _l("Title"), "description": _l("Description"), "status": _l("Status"), "team": _l("Team"),
+    "title": _l("Subject"), "description": _l("Description"), "status": _l("Status"), "team": _l("Team"),
     "handler": _l("Handler"), "collaborators": _l("Collaborators"), "assignment_rule": _l("Assigned by rule"),
     "sla_policy": _l("SLA policy"), "opened_at": _l("Opened"), "first_response_due": _l("First response due"),
     "resolution_due": _l("Resolution due"), "first_responded_at": _l("First response"),
@@ -46,8 +46,9 @@ LABELS = {
     "content": _l("Content"), "progress": _l("Progress"), "solution": _l("Solution"),
     "customer_feedback": _l("Customer Feedback"), "score": _l("Score"),
 }
-FORMATTERS = {c: fmt_datetime for c in ("opened_at", "first_response_due", "resolution_due", "first_responded_at",
-                                        "resolved_at", "closed_at", "occurred_at")}
+FORMATTERS = {**{c: fmt_datetime for c in ("opened_at", "first_response_due", "resolution_due", "first_responded_at",
+                                           "resolved_at", "closed_at", "occurred_at")},
+              "collaborators": lambda users: "、".join(str(u) for u in users or [])}
 
 
 def status_badge(ticket: Ticket) -> Markup:
@@ -77,7 +78,9 @@ def ticket_panel(pk) -> dict:
     item = db.session.query(Ticket).filter(Ticket.id == int(pk), row_clause(Ticket)).first()
     if item is None:
         return {}
-    return {"ticket": item, "deadlines": sla.deadlines(item), "actions": tickets.available(item),
+    clock = sla.clock_of(item.sla_policy.calendar) if item.sla_policy is not None else None
+    local = (lambda v: fmt_datetime(clock.local(v)) if v else "") if clock else fmt_datetime
+    return {"ticket": item, "deadlines": sla.deadlines(item), "actions": tickets.available(item), "local": local,
             "assignees": tickets.assignees() if any(k == "assign" for k, _l_ in tickets.available(item)) else [],
             "status_label": tickets.status_label, "action_labels": {k: a.label for k, a in tickets.ACTIONS.items()},
             "alert_labels": sla.ALERT_KINDS, "sla_labels": SLA_LABELS, "sla_classes": SLA_CLASSES,
