@@ -45,12 +45,12 @@ def main() -> None:
     n_agents = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     from flask import g
     from flask_login import login_user
-    from sqlalchemy import func, insert, select, text
+    from sqlalchemy import func, insert, select
 
     from app import create_app
     from app.extensions import appbuilder, db
     from app.models import (
-        AgentProfile, AssignmentRule, CrmUser, Customer, DictionaryItem, SlaAlert, Team, Ticket, TicketEvent,
+        AgentProfile, CrmUser, Customer, DictionaryItem, SlaAlert, Team, Ticket, TicketEvent,
     )
     from app.models.service import OPEN_STATUSES
     from app.services import sla

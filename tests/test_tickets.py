@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, ROOT, USER_PASSWORD, flask_cmd, login, subprocess_env
+from conftest import ROOT, USER_PASSWORD, flask_cmd, login, subprocess_env
 from test_roles import _as_system, jwt, new_customer, session_csrf
 
 LOCAL = timedelta(hours=8)  # Asia/Shanghai

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import abort, flash, g, redirect, request, url_for
-from flask_appbuilder import BaseView, ModelRestApi, ModelView, expose, has_access
+from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.api import protect, safe
 from flask_appbuilder.models.filters import BaseFilter
 from flask_babel import gettext as _
@@ -17,8 +17,9 @@ from wtforms import SelectField
 from wtforms.validators import NumberRange, Optional
 
 from app.extensions import db
-from app.models import AgentProfile, AssignmentRule, CrmUser, Holiday, ServiceRecord, SlaAlert, SlaPolicy, Team, \
-    Ticket, WorkCalendar
+from app.models import (
+    AgentProfile, AssignmentRule, CrmUser, Holiday, ServiceRecord, SlaPolicy, Team, Ticket, WorkCalendar,
+)
 from app.models.dictionary import choices_of
 from app.models.service import OPEN_STATUSES, PROGRESS, STATUSES, ticket_collaborators
 from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope, row_clause
@@ -80,8 +81,9 @@ def ticket_panel(pk) -> dict:
         return {}
     clock = sla.clock_of(item.sla_policy.calendar) if item.sla_policy is not None else None
     local = (lambda v: fmt_datetime(clock.local(v)) if v else "") if clock else fmt_datetime
-    return {"ticket": item, "deadlines": sla.deadlines(item), "actions": tickets.available(item), "local": local,
-            "assignees": tickets.assignees() if any(k == "assign" for k, _l_ in tickets.available(item)) else [],
+    actions = tickets.available(item)
+    return {"ticket": item, "deadlines": sla.deadlines(item), "actions": actions, "local": local,
+            "assignees": tickets.assignees() if any(key == "assign" for key, _label in actions) else [],
             "status_label": tickets.status_label, "action_labels": {k: a.label for k, a in tickets.ACTIONS.items()},
             "alert_labels": sla.ALERT_KINDS, "sla_labels": SLA_LABELS, "sla_classes": SLA_CLASSES,
             "fmt_minutes": fmt_minutes, "fmt_datetime": fmt_datetime}
