@@ -507,3 +507,29 @@ def test_admin_configures_the_service_desk(app, admin_client):
     assert "投诉：2 小时内响应" in html  # seeded policies are data an admin edits
     html = admin_client.get("/assignmentrulemodelview/list/").get_data(as_text=True)
     assert "报修 → 技术支持组" in html
+
+
+def test_close_needs_a_reason_and_reopen_brings_the_ticket_back(app):
+    from flask import g
+
+    from app.extensions import db
+    from app.models import Ticket
+    from app.services.tickets import TicketError, transition
+
+    pk = _open(app, new_customer(app), "consult", f"咨询 {tag()}")
+    with as_user(app):
+        t = db.session.get(Ticket, pk)
+        transition(t, "assign", handler_id=g.user.id)
+        with pytest.raises(TicketError, match="原因"):
+            transition(t, "close")
+        transition(t, "close", comment="客户撤回")
+        assert (t.status, t.closed_at is not None) == ("closed", True)
+        with pytest.raises(TicketError, match="已关闭"):
+            transition(t, "start")
+        transition(t, "reopen", comment="客户再次来电")
+        assert (t.status, t.closed_at) == ("assigned", None)
+        transition(t, "start")
+        transition(t, "wait")
+        with pytest.raises(TicketError, match="已在等待客户"):
+            transition(t, "wait")
+        assert [e.action for e in t.events][-4:] == ["close", "reopen", "start", "wait"]

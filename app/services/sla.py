@@ -291,4 +291,7 @@ def service_stats(user) -> dict:
     alerts = db.session.execute(
         select(SlaAlert).join(Ticket).where(SlaAlert.user_id == user.id, Ticket.status.in_(OPEN_STATUSES))
         .order_by(SlaAlert.id.desc()).limit(10)).scalars().all()
-    return {"my_tickets": mine, "sla_alerts": alerts, "alert_labels": ALERT_KINDS}
+    from app.extensions import appbuilder
+
+    return {"my_tickets": mine, "sla_alerts": alerts, "alert_labels": ALERT_KINDS,
+            "can_my_tickets": bool(appbuilder.sm.has_access("can_list", "MyTicketModelView"))}
