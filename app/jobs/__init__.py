@@ -48,6 +48,8 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Remind owners of customers not contacted for their level's number of days")),
         PeriodicJob("key_info_reminders", "app.services.reminders:key_info_reminders", 86400,
                     _l("Remind owners of customers whose contact info has not been updated for 30 days")),
+        PeriodicJob("sla_check", "app.services.sla:run_sla_check", 300,
+                    _l("Warn ticket handlers before an SLA deadline and escalate breaches to the supervisor")),
     ]
 }
 

@@ -15,5 +15,9 @@ from app.models.attachment import Attachment  # noqa: F401
 from app.models.access import RevealLog, RolePolicy  # noqa: F401
 from app.models.history import FieldChange  # noqa: F401
 from app.models.export import ExportLog  # noqa: F401
+from app.models.service import (  # noqa: F401
+    AgentProfile, AssignmentRule, Holiday, ServiceRecord, SlaAlert, SlaPolicy, Team, Ticket, TicketEvent,
+    WorkCalendar,
+)
 
 import app.services.history  # noqa: E402,F401  (the session listeners that record field history)

@@ -23,6 +23,8 @@ class RolePolicy(Model):
     hide_fields = Column(Text, nullable=False, default="")  # comma separated field names
     # whose tasks, plans' work and reminders the role sees: own (staff) / department (supervisors) / all
     work_scope = Column(String(16), nullable=False, default="own", server_default="own")
+    # Which service tickets: own (handler, collaborator or creator), department, all
+    ticket_scope = Column(String(16), nullable=False, default="own", server_default="own")
 
     @property
     def hidden(self) -> frozenset[str]:

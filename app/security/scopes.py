@@ -30,9 +30,10 @@ class Policy:
     user_id: int | None
     department_id: int | None
     work_scope: str = "own"  # whose tasks and reminders: own / department / all
+    ticket_scope: str = "own"  # service tickets: own (handler, collaborator, creator) / department / all
 
 
-NOTHING = Policy("none", frozenset(), None, None, "none")
+NOTHING = Policy("none", frozenset(), None, None, "none", "none")
 
 
 def current_user() -> Any:
@@ -58,17 +59,18 @@ def policy_for(user: Any) -> Policy:
     dept = getattr(user, "department_id", None)
     admin_role = current_app.config.get("AUTH_ROLE_ADMIN")
     if getattr(user, "is_system", False) or any(r.name == admin_role for r in roles):
-        policy = Policy("all", frozenset(), user.id, dept, "all")
+        policy = Policy("all", frozenset(), user.id, dept, "all", "all")
     else:
         with db.session.no_autoflush:  # may run mid-write (pre_add): never flush a half-made row
             rows = db.session.query(RolePolicy).filter(RolePolicy.role_id.in_([r.id for r in roles])).all() if roles else []
         if rows:
             scope = max((r.scope for r in rows if r.scope in SCOPES), key=SCOPES.index, default="own")
             work = max((r.work_scope for r in rows if r.work_scope in SCOPES), key=SCOPES.index, default="own")
+            tickets = max((r.ticket_scope for r in rows if r.ticket_scope in SCOPES), key=SCOPES.index, default="own")
             hidden = frozenset.intersection(*(r.hidden for r in rows))
         else:
-            scope, work, hidden = "own", "own", frozenset()
-        policy = Policy(scope, hidden, user.id, dept, work)
+            scope, work, tickets, hidden = "own", "own", "own", frozenset()
+        policy = Policy(scope, hidden, user.id, dept, work, tickets)
     cache[user.id] = policy
     return policy
 
@@ -98,6 +100,8 @@ def department_clause(department_id: int):
 
     members = select(CrmUser.id).where(CrmUser.department_id == department_id)
     return or_(Customer.department_id == department_id, Customer.owner_id.in_(members))
+
+
 # Work items belong to a person rather than to a customer: tasks to their assignee, reminders
 # to their recipient. Staff see their own; supervisors (work_scope department) their department's.
 WORK_OWNER = {"Task": "assignee_id", "Reminder": "user_id"}
@@ -119,14 +123,37 @@ def work_clause(model: type, policy: Policy | None = None):
     return owner == policy.user_id
 
 
+def ticket_clause(policy: Policy):
+    """The SQL condition on Ticket: own = the user handles it, collaborates on it or opened it;
+    department = also every ticket of the user's department (its team's, or handled by a
+    member); all. Tickets have their own scope: service staff read every customer, not every
+    ticket."""
+    from app.models import CrmUser, Ticket
+    from app.models.service import ticket_collaborators as tc
+
+    if policy.ticket_scope == "all":
+        return true()
+    if policy.user_id is None:
+        return false()
+    own = or_(Ticket.handler_id == policy.user_id, Ticket.created_by_fk == policy.user_id,
+              Ticket.id.in_(select(tc.c.ticket_id).where(tc.c.user_id == policy.user_id)))
+    if policy.ticket_scope == "department" and policy.department_id is not None:
+        members = select(CrmUser.id).where(CrmUser.department_id == policy.department_id)
+        return or_(own, Ticket.department_id == policy.department_id, Ticket.handler_id.in_(members))
+    return own
+
+
 def row_clause(model: type, policy: Policy | None = None):
-    """The SQL condition limiting ``model`` (Customer, anything with a customer_id, or a work
-    item of WORK_OWNER) to what the policy (default: the current user's) may see."""
-    from app.models import Customer
+    """The SQL condition limiting ``model`` (Customer, Ticket (ticket_clause), a work item of
+    WORK_OWNER, or anything with a customer_id or a ticket_id) to what the policy (default: the
+    current user's) may see."""
+    from app.models import Customer, Ticket
 
     policy = policy or current_policy()
     if model.__name__ in WORK_OWNER:
         return work_clause(model, policy)
+    if model is Ticket:
+        return ticket_clause(policy)
     clause = customer_clause(policy)
     if model is Customer or policy.scope == "all":
         return clause

@@ -39,6 +39,10 @@ def sync_permissions() -> None:
     from app.security.masking import PERMISSION, VIEW_MENU
 
     sm.add_permission_view_menu(PERMISSION, VIEW_MENU)
+    from app.services.assignment import DESK_PERMISSIONS  # handle / assign / review tickets
+
+    for perm, view_menu in DESK_PERMISSIONS:
+        sm.add_permission_view_menu(perm, view_menu)
     admin = sm.find_role(current_app.config["AUTH_ROLE_ADMIN"])
     missing = [pv for pv in db.session.query(sm.permissionview_model).all() if pv not in admin.permissions]
     if missing:

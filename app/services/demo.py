@@ -67,9 +67,25 @@ def load_demo(n: int) -> dict:
         return _load_demo(n)
 
 
+def _demo_agents(users) -> None:
+    """The service demo users as agents: 陈静 in 技术支持组 (repair, complaint), 刘强 its supervisor."""
+    from app.models import AgentProfile, Team
+
+    by_name = {u.username: u for u in users}
+    support = db.session.query(Team).filter_by(key="support").first()
+    if support is None or "chenjing" not in by_name:
+        return
+    if db.session.query(AgentProfile).filter_by(user_id=by_name["chenjing"].id).first() is None:
+        db.session.add(AgentProfile(user=by_name["chenjing"], team=support, skills="repair,complaint"))
+    if support.supervisor_id is None and "liuqiang" in by_name:
+        support.supervisor = by_name["liuqiang"]
+    db.session.commit()
+
+
 def _load_demo(n: int) -> dict:
     words = _words()
     users, generated = _demo_users()
+    _demo_agents(users)
     sales = [u for u in users if u.department and u.department.key == "sales"] or users
     dicts = {k: _items(k) for k in ("industry", "customer_kind", "customer_type", "customer_level",
                                      "customer_scale", "customer_source", "region", "interaction_kind",

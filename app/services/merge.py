@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import Contact, Customer, FieldChange, Interaction
+from app.models import Contact, Customer, FieldChange, Interaction, ServiceRecord, Ticket
 from app.services import history
 
 # Fields a merge never copies (identity, keys, bookkeeping, state).
@@ -56,6 +56,8 @@ class Movable:
 MOVABLES: list[Movable] = [
     Movable(_l("Contacts"), Contact, "customer"),
     Movable(_l("Interactions"), Interaction, "customer"),
+    Movable(_l("Service Tickets"), Ticket, "customer"),
+    Movable(_l("Service Records"), ServiceRecord, "customer"),
 ]
 
 

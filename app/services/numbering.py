@@ -140,10 +140,12 @@ register_target("customer", _l("Customer"), {
     "region": Segment(_l("Region code"), _dict_code("region"), _dict_example("region", "east")),
 }, number_attr=("Customer", "customer_no"))
 register_target("ticket", _l("Service ticket"), {
-    "parent": _PARENT, "type": Segment(_l("Ticket type code"), _dict_code("type"), _dict_example("ticket_type", "repair"))})
+    "parent": _PARENT, "type": Segment(_l("Ticket type code"), _dict_code("type"), _dict_example("ticket_type", "repair"))},
+    number_attr=("Ticket", "ticket_no"))
 register_target("feedback", _l("Feedback"), {
     "parent": _PARENT, "type": Segment(_l("Feedback type code"), _dict_code("type"), _dict_example("feedback_type", "complaint"))})
-register_target("service_record", _l("Service record"), {"parent": _PARENT})
+register_target("service_record", _l("Service record"), {"parent": _PARENT},
+                number_attr=("ServiceRecord", "service_no"))
 
 # Built-in patterns, the same as seeds/numbering.yaml: used while a rule is missing or inactive.
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
@@ -440,9 +442,11 @@ def protect_number(model, attr: str) -> None:
 
 
 def _protect_registered() -> None:
-    from app.models import Customer
+    from app.models import Customer, ServiceRecord, Ticket
 
     protect_number(Customer, "customer_no")
+    protect_number(Ticket, "ticket_no")
+    protect_number(ServiceRecord, "service_no")
 
 
 _protect_registered()

@@ -18,7 +18,8 @@ from flask import current_app
 
 from app.extensions import appbuilder, db
 from app.models import (
-    Cadence, Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord, Tag, TagDimension,
+    AssignmentRule, Cadence, Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord, SlaPolicy,
+    Tag, TagDimension, Team, WorkCalendar,
 )
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "seeds"
@@ -149,7 +150,9 @@ def _parse_dictionaries(doc: dict, rel: str, problems: _Problems, ctx: dict) -> 
         out.append(_Record("dictionary_type", r["key"], {"key": r["key"], "name": r["name"], "name_en": r.get("name_en")},
                            f"{rel}:{r[LINE]}", noupdate))
         csv_rel = str(Path(rel).parent / r["items"])
-        out.extend(_parse_dictionary_csv(base / r["items"], csv_rel, r["key"], problems, noupdate))
+        items = _parse_dictionary_csv(base / r["items"], csv_rel, r["key"], problems, noupdate)
+        ctx.setdefault("items", set()).update(i.key for i in items)
+        out.extend(items)
     return out
 
 
@@ -191,7 +194,7 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
     for rec, line in _records(doc):
         r = _fields(rec, rel, problems, ("key", "name"),
                     ("department", "description", "grants", "menus", "all_permissions", "scope", "hide_fields",
-                     "work_scope"), line)
+                     "work_scope", "ticket_scope"), line)
         if not r:
             continue
         where = f"{rel}:{r[LINE]}"
@@ -221,12 +224,13 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
         if r.get("all_permissions") is True:
             perms = set(known)
         policy = None
-        if "scope" in r or "hide_fields" in r or "work_scope" in r:
+        if "scope" in r or "hide_fields" in r or "work_scope" in r or "ticket_scope" in r:
             from app.models.access import SCOPES
             from app.security.scopes import HIDEABLE_FIELDS
 
             scope, work_scope = r.get("scope", "own"), r.get("work_scope", "own")
-            for value in (scope, work_scope):
+            ticket_scope = r.get("ticket_scope", "own")
+            for value in (scope, work_scope, ticket_scope):
                 if value not in SCOPES:
                     problems.add(where, f"未知数据范围 '{value}'（可用：{', '.join(SCOPES)}）",
                                  f"unknown scope '{value}' (one of: {', '.join(SCOPES)})")
@@ -237,7 +241,8 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
             for name in hide:
                 if name not in HIDEABLE_FIELDS:
                     problems.add(where, f"不能隐藏的字段 '{name}'", f"field '{name}' cannot be hidden")
-            policy = {"scope": scope, "hide_fields": ",".join(str(h) for h in hide), "work_scope": work_scope}
+            policy = {"scope": scope, "hide_fields": ",".join(str(h) for h in hide), "work_scope": work_scope,
+                      "ticket_scope": ticket_scope}
         out.append(_Record("role", r["key"], {"name": r["name"], "permissions": sorted(perms), "policy": policy},
                            where, r.get("noupdate", doc.get("noupdate", False))))
     return out
@@ -391,6 +396,113 @@ def _parse_cadences(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list
     return out
 
 
+# -- service desk configuration (calendars, SLA policies, teams, assignment rules) --------------
+# field -> dictionary type of a dictionary reference (value: the item's code)
+_DICT_REFS = {"ticket_type": "ticket_type", "priority": "priority", "industry": "industry", "region": "region",
+              "level": "customer_level"}
+_KEY_REFS = {"calendar": "work_calendar", "team": "team", "department": "department"}  # field -> kind (by key)
+_SERVICE_FIELDS = {  # kind -> (required, optional, integer fields)
+    "work_calendar": (("key", "name"), ("weekdays", "periods", "timezone", "holidays", "workdays"), ()),
+    "sla_policy": (("key", "name", "ticket_type", "calendar", "first_response_minutes", "resolution_minutes"),
+                   ("priority", "warn_before_minutes", "active"),
+                   ("first_response_minutes", "resolution_minutes", "warn_before_minutes")),
+    "team": (("key", "name"), ("name_en", "department", "round_robin"), ()),
+    "assignment_rule": (("key", "name", "team"), ("sort", "ticket_type", "industry", "region", "level", "keywords",
+                                                   "skill", "active"), ("sort",)),
+}
+
+
+def _days(values, where: str, problems: _Problems) -> list[tuple[str, str]]:
+    """["2025-10-01 国庆节", ...] -> [(iso day, name)]"""
+    from datetime import date
+
+    out = []
+    for raw in values or []:
+        day, _, name = str(raw).strip().partition(" ")
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            problems.add(where, f"日期 '{raw}' 应为 YYYY-MM-DD 名称", f"day '{raw}' must read YYYY-MM-DD name")
+            continue
+        out.append((day, name.strip() or day))
+    return out
+
+
+def _parse_service(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    kind = doc["kind"]
+    required, optional, ints = _SERVICE_FIELDS[kind]
+    known = ctx.setdefault("keys", {})
+    out = []
+    for rec, line in _records(doc):
+        r = _fields(rec, rel, problems, required, optional, line)
+        if not r:
+            continue
+        where = f"{rel}:{r[LINE]}"
+        values = {k: v for k, v in r.items() if k not in (LINE, "noupdate")}
+        ok = True
+        for name in ints:
+            if name in values and (not isinstance(values[name], int) or values[name] < 0):
+                problems.add(where, f"{name} 必须是非负整数", f"{name} must be a whole number ≥ 0")
+                ok = False
+        for name, type_key in _DICT_REFS.items():
+            if values.get(name) is not None and f"{type_key}.{values[name]}" not in ctx.get("items", set()):
+                problems.add(where, f"{name}: 字典 {type_key} 中没有 '{values[name]}'",
+                             f"{name}: no item '{values[name]}' in dictionary {type_key}")
+                ok = False
+        for name, ref_kind in _KEY_REFS.items():
+            pool = ctx["departments"] if ref_kind == "department" else known.get(ref_kind, set())
+            if values.get(name) is not None and values[name] not in pool:
+                problems.add(where, f"{name}: 未知的 '{values[name]}'", f"{name}: unknown '{values[name]}'")
+                ok = False
+        if kind == "work_calendar":
+            from app.services.sla import CalendarError, parse_periods
+
+            try:
+                parse_periods(values.get("periods", "09:00-18:00"))
+            except CalendarError as exc:
+                problems.add(where, f"periods: {exc}", f"periods: {exc}")
+                ok = False
+            days = str(values.get("weekdays", "1,2,3,4,5")).split(",")
+            if not all(d.strip() in "1234567" and d.strip() for d in days):
+                problems.add(where, "weekdays 只能是 1 到 7（周一到周日）", "weekdays must be 1 to 7 (Monday to Sunday)")
+                ok = False
+            values["holidays"] = _days(values.get("holidays"), where, problems)
+            values["workdays"] = _days(values.get("workdays"), where, problems)
+        if ok:
+            known.setdefault(kind, set()).add(values["key"])
+            out.append(_Record(kind, values["key"], values, where, r.get("noupdate", doc.get("noupdate", False))))
+    return out
+
+
+def _apply_service(model):
+    def apply(rec: _Record, row, ctx: dict):
+        from datetime import date
+
+        from app.models import Holiday
+
+        values = dict(rec.values)
+        for name, type_key in _DICT_REFS.items():
+            if name in values:
+                code = values.pop(name)
+                values[f"{name}_id"] = db.session.query(DictionaryItem.id).filter_by(type_key=type_key, code=code).scalar()
+        for name, ref_kind in _KEY_REFS.items():
+            if name in values:
+                ref_model = Department if ref_kind == "department" else WRITERS[ref_kind][0]
+                values[f"{name}_id"] = db.session.query(ref_model.id).filter_by(key=values.pop(name)).scalar()
+        days = [(d, n, False) for d, n in values.pop("holidays", [])] + [(d, n, True) for d, n in values.pop("workdays", [])]
+        if "weekdays" in values:
+            values["weekdays"] = str(values["weekdays"])
+        row = row or db.session.query(model).filter_by(key=values["key"]).first() or model()
+        changed = _set_fields(row, values) or row.id is None
+        if model.__name__ == "WorkCalendar":
+            wanted = sorted((date.fromisoformat(d), n, w) for d, n, w in days)
+            if sorted((h.day, h.name, h.workday) for h in row.holidays) != wanted:
+                row.holidays = [Holiday(day=d, name=n, workday=w) for d, n, w in wanted]
+                changed = True
+        return row, changed
+    return apply
+
+
 PARSERS: dict[str, Callable[..., list[_Record]]] = {
     "cadence": _parse_cadences,
     "department": _parse_departments,
@@ -399,6 +511,7 @@ PARSERS: dict[str, Callable[..., list[_Record]]] = {
     "numbering_rule": _parse_numbering_rules,
     "tag_dimension": _parse_tag_dimensions,
     "tagging_rule": _parse_tagging_rules,
+    **{kind: _parse_service for kind in _SERVICE_FIELDS},
 }
 
 
@@ -474,9 +587,8 @@ def _apply_role(rec: _Record, row, ctx: dict):
         if current is None:
             db.session.add(RolePolicy(role_id=row.id, **policy))
             changed = True
-        elif any(getattr(current, k) != v for k, v in policy.items()):
-            _set_fields(current, policy)
-            changed = True
+        else:
+            changed = _set_fields(current, policy) or changed
     return row, changed
 
 
@@ -499,6 +611,8 @@ WRITERS = {
     "tag_dimension": (TagDimension, _apply_simple(TagDimension)),
     "tag": (Tag, _apply_tag),
     "tagging_rule": (None, _apply_tagging_rule),
+    **{kind: (model, _apply_service(model)) for kind, model in (
+        ("work_calendar", WorkCalendar), ("sla_policy", SlaPolicy), ("team", Team), ("assignment_rule", AssignmentRule))},
 }
 
 

@@ -28,6 +28,11 @@ def register_views(appbuilder: AppBuilder) -> None:
         CadenceModelView, CountedLabel, FollowupPlanModelView, TaskModelView, WorkbenchView, inbox_count,
     )
     from app.views.task_api import TaskApi
+    from app.views.service import (
+        AgentProfileModelView, AssignmentRuleModelView, HolidayModelView, MyTicketModelView, ServiceRecordApi,
+        ServiceRecordModelView, SlaPolicyModelView, SupervisorBoardView, TeamModelView, TicketApi, TicketModelView,
+        WorkCalendarModelView,
+    )
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
@@ -53,6 +58,23 @@ def register_views(appbuilder: AppBuilder) -> None:
                         category=crm, category_label=crm_l)
     appbuilder.add_view(TagAuditView, "Tag Audit", label=_l("Monthly Tag Audit"), icon="fa-check-square-o",
                         category=crm, category_label=crm_l)
+    svc, svc_l = "Service", _l("Service Desk")
+    appbuilder.add_view(TicketModelView, "Service Tickets", label=_l("Service Tickets"), icon="fa-ticket",
+                        category=svc, category_label=svc_l, category_icon="fa-life-ring")
+    appbuilder.add_view(MyTicketModelView, "My Tickets", label=_l("My Tickets"), icon="fa-user",
+                        category=svc, category_label=svc_l)
+    appbuilder.add_view(SupervisorBoardView, "Supervisor Board", label=_l("Supervisor Board"),
+                        icon="fa-dashboard", category=svc, category_label=svc_l)
+    appbuilder.add_view(ServiceRecordModelView, "Service Records", label=_l("Service Records"),
+                        icon="fa-wrench", category=svc, category_label=svc_l)
+    appbuilder.add_view_no_menu(HolidayModelView)
+    for view, name, label, icon in (
+            (WorkCalendarModelView, "Working Calendars", _l("Working Calendars"), "fa-calendar"),
+            (SlaPolicyModelView, "SLA Policies", _l("SLA Policies"), "fa-hourglass-half"),
+            (TeamModelView, "Service Teams", _l("Service Teams"), "fa-users"),
+            (AgentProfileModelView, "Agents", _l("Agents"), "fa-headphones"),
+            (AssignmentRuleModelView, "Assignment Rules", _l("Assignment Rules"), "fa-random")):
+        appbuilder.add_view(view, name, label=label, icon=icon, category=svc, category_label=svc_l)
     appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
                         icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
     appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
@@ -86,6 +108,8 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_api(TaskApi)
     appbuilder.add_api(CustomerHistoryApi)
     appbuilder.add_api(CustomerTagApi)
+    appbuilder.add_api(TicketApi)
+    appbuilder.add_api(ServiceRecordApi)
     _order_related_tabs(appbuilder)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func
 from app.extensions import db
 from app.models import Customer, Interaction
 from app.security.scopes import row_clause
+from app.services.sla import service_stats
 
 
 def overview_stats(user) -> dict:
@@ -17,7 +18,7 @@ def overview_stats(user) -> dict:
     (app/security/scopes.py), like the lists."""
     week_ago = datetime.utcnow() - timedelta(days=7)
     in_scope, interactions_in_scope = row_clause(Customer), row_clause(Interaction)
-    return {
+    stats = {
         "customers": db.session.query(func.count(Customer.id)).filter(in_scope).scalar(),
         "mine": db.session.query(func.count(Customer.id)).filter(in_scope, Customer.owner_id == user.id).scalar(),
         "interactions_week": db.session.query(func.count(Interaction.id))
@@ -27,6 +28,8 @@ def overview_stats(user) -> dict:
                 (Customer.last_contact_at.is_(None)) | (Customer.last_contact_at < datetime.utcnow() - timedelta(days=30)))
         .scalar(),
     }
+    stats.update(service_stats(user))  # my open tickets and SLA alerts
+    return stats
 
 
 class CrmIndexView(IndexView):

@@ -316,3 +316,74 @@ def test_staff_work_a_day_from_the_inbox(app, live_server, new_page, make_user):
     assert "跟进 杭州云帆科技有限公司" in tasks and nxt in tasks, tasks[:800]
     page.goto(f"{live_server}/workbench/")
     shot(page, "09-workbench-after", viewport_too=True)
+
+
+def test_ticket_from_creation_through_assignment_handling_review_to_archive(app, live_server, new_page, make_user):
+    """A service agent opens a ticket on the form; the assignment rule gives it to them; they
+    start and submit it on the ticket page; their supervisor approves it into the archive."""
+    import uuid
+
+    from conftest import USER_PASSWORD
+    from app.extensions import appbuilder, db
+    from app.models import AgentProfile, AssignmentRule, Customer, Department, Team, Ticket
+    from app.services.actor import as_system_user
+    from app.services.numbering import next_number
+
+    word = f"浏览器{uuid.uuid4().hex[:6]}"
+    agent, boss = make_user("service_staff", "service"), make_user("service_supervisor", "service")
+    with app.test_request_context("/"), as_system_user():
+        find = appbuilder.sm.find_user
+        team = Team(key=f"e2e_{word}", name=f"浏览器测试组{word}", supervisor=find(username=boss),
+                    department=db.session.query(Department).filter_by(key="service").one())
+        db.session.add_all([team, AgentProfile(user=find(username=agent), team=team, skills="repair"),
+                            AssignmentRule(key=f"e2e_{word}", name=f"浏览器规则{word}", sort=0, keywords=word,
+                                           team=team, skill="repair"),
+                            Customer(name=f"工单客户{word}", customer_no=next_number("customer"))])
+        db.session.commit()
+        customer_id = db.session.query(Customer.id).filter_by(name=f"工单客户{word}").scalar()
+
+    page = new_page()
+    log_in(page, live_server, agent, USER_PASSWORD)
+    open_menu(page, "服务台", "服务工单")
+    page.goto(f"{live_server}/ticketmodelview/add")
+    page.locator("select#customer").select_option(str(customer_id), force=True)
+    page.locator("select#type").select_option(label="报修", force=True)
+    page.locator("select#priority").select_option(label="高", force=True)
+    page.locator("#title").fill(f"{word} 打印机无法开机")
+    page.locator("#description").fill("按电源键无反应")
+    page.locator("form button[type=submit], form input[type=submit]").first.click()
+    page.wait_for_load_state("networkidle")
+    assert_page_ok(page)
+    with app.app_context():
+        ticket = db.session.query(Ticket).filter(Ticket.title.like(f"{word}%")).one()
+        pk, no = ticket.id, ticket.ticket_no
+        assert ticket.handler.username == agent and ticket.assignment_rule.name == f"浏览器规则{word}"
+
+    open_menu(page, "服务台", "我的工单")
+    assert no in visible_text(page)
+    page.goto(f"{live_server}/ticketmodelview/show/{pk}")
+    text = assert_page_ok(page)
+    assert "已分配" in text and "首次响应" in text and f"按规则“浏览器规则{word}”自动分派" in text
+    shot(page, "20-ticket-assigned")
+    for action, status in (("开始处理", "处理中"), ("提交审核", "待审核")):
+        page.locator("#ticket-action").select_option(label=action)
+        page.locator("#ticket-comment").fill(f"{action}：已处理")
+        page.locator("#ticket-go").click()
+        page.wait_for_load_state("networkidle")
+        assert f"工单 {no}：{status}" in assert_page_ok(page)
+
+    page = new_page()
+    log_in(page, live_server, boss, USER_PASSWORD)
+    open_menu(page, "服务台", "主管看板")
+    assert_page_ok(page)
+    shot(page, "21-supervisor-board")
+    page.goto(f"{live_server}/ticketmodelview/show/{pk}")
+    page.locator("#ticket-action").select_option(label="审核通过并归档")
+    page.locator("#ticket-go").click()
+    page.wait_for_load_state("networkidle")
+    text = assert_page_ok(page)
+    assert f"工单 {no}：已归档" in text
+    steps = page.locator("#ticket-events tr[data-action]")
+    assert [steps.nth(i).get_attribute("data-action") for i in range(steps.count())] == [
+        "create", "assign", "start", "submit", "approve"]
+    shot(page, "22-ticket-archived")
