@@ -348,7 +348,7 @@ def test_sla_job_warns_the_handler_then_escalates_once(app, client, team):
         assert alerts == [("first_response_breach", team["boss"]), ("first_response_warning", handler)]
     # shown on the supervisor's home page and on the ticket, with the breach colour in the queue
     assert login(client, team["boss"], USER_PASSWORD).status_code == 302
-    home = client.get("/").get_data(as_text=True)
+    home = client.get("/", follow_redirects=True).get_data(as_text=True)
     assert 'data-kind="first_response_breach"' in home and "首次响应已超时" in home
     page = client.get(f"/ticketmodelview/show/{pk}").get_data(as_text=True)
     assert 'data-kind="first_response_warning"' in page and 'data-state="breached"' in page
@@ -491,7 +491,7 @@ def test_service_menus_and_pages_per_role(role_key, app, make_user):
     dept = {"sales": "sales", "service": "service", "analytics": "analytics"}[role_key.split("_")[0]]
     client = fresh(app)
     assert login(client, make_user(role_key, dept), USER_PASSWORD).status_code == 302
-    links = set(re.findall(r'href="([^"#]+)"', client.get("/").get_data(as_text=True)))
+    links = set(re.findall(r'href="([^"#]+)"', client.get("/", follow_redirects=True).get_data(as_text=True)))
     every = {T, MINE, BOARD, REC, AGENTS, *CONFIG}
     assert links & every == SERVICE_MENUS[role_key]
     for path in every:
