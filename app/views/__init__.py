@@ -17,6 +17,8 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
     from app.views.system import SystemStatusView
+    from app.views.lookup import LookupApi
+    from app.views.search import CustomerArchiveView, CustomerSearchView
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
@@ -27,6 +29,10 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_view(CustomerModelView, "Customer Files", label=_l("Customer Files"),
                         icon="fa-address-book", category=crm, category_label=crm_l,
                         category_icon="fa-users")
+    appbuilder.add_view(CustomerSearchView, "Search Customers", label=_l("Search Customers"),
+                        icon="fa-search", category=crm, category_label=crm_l)
+    appbuilder.add_view(CustomerArchiveView, "Archive", label=_l("Archive"), icon="fa-archive",
+                        category=crm, category_label=crm_l)
     appbuilder.add_view(ContactModelView, "Contacts", label=_l("Contacts"), icon="fa-phone",
                         category=crm, category_label=crm_l)
     appbuilder.add_view(InteractionModelView, "Interactions", label=_l("Interactions"),
@@ -53,3 +59,4 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_api(ContactApi)
     appbuilder.add_api(CustomerHistoryApi)
     appbuilder.add_api(CustomerTagApi)
+    appbuilder.add_api(LookupApi)

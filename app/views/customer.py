@@ -22,6 +22,9 @@ from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
 from app.views.attachment import AttachmentModelView
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 from app.views.tag import CustomerTagModelView, add_has_tag_filter, has_tag_search_field, tag_badges
+from app.views.lookup import lookup_field, use_text_user_filter
+from app.views.search import NOT_ARCHIVED, CustomerArchiveMixin, CustomerSearchApiMixin
+from wtforms import StringField
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -120,8 +123,10 @@ class _CheckedApi(ScopedApiMixin, ModelRestApi):
         return self._refusals(lambda: super(_CheckedApi, self).put_headless(pk))
 
 
-# The customer picker on contact and interaction forms offers only customers in scope.
+# The customer picker on contact and interaction forms offers only customers in scope (API),
+# and in forms it is a type-ahead asking the scoped look-up (app/views/lookup.py).
 _CUSTOMER_IN_SCOPE = {"customer": [["id", RowScopeFilter, None]]}
+CUSTOMER_PICKER = {"customer": lookup_field(_l("Customer"))}
 
 
 def _contact_customer(item):
@@ -134,7 +139,7 @@ class ContactModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Contact)
     base_filters = ROW_SCOPE
     masked_model = "contact"
-    add_form_query_rel_fields = edit_form_query_rel_fields = _CUSTOMER_IN_SCOPE
+    add_form_extra_fields = edit_form_extra_fields = CUSTOMER_PICKER
     list_title = show_title = _l("Contacts")
     add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
     list_columns = ["customer", "name", "title", "phone", "email", "is_primary"]
@@ -172,7 +177,8 @@ class InteractionModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
     label_columns = LABELS
     formatters_columns = FORMATTERS
     add_form_query_rel_fields = edit_form_query_rel_fields = {
-        "kind": choices_of("interaction_kind"), "result": choices_of("interaction_result"), **_CUSTOMER_IN_SCOPE}
+        "kind": choices_of("interaction_kind"), "result": choices_of("interaction_result")}
+    add_form_extra_fields = edit_form_extra_fields = CUSTOMER_PICKER
 
     def pre_add(self, item: Interaction) -> None:
         require_in_scope(_contact_customer(item))
@@ -182,10 +188,12 @@ class InteractionModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
         require_in_scope(_contact_customer(item))
 
 
-class CustomerModelView(CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class CustomerModelView(CustomerArchiveMixin, CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Customer)
-    base_filters = ROW_SCOPE
+    base_filters = ROW_SCOPE + NOT_ARCHIVED  # archived customers: CustomerArchiveView (历史档案)
     masked_model = "customer"
+    method_permission_name = {"merge": "merge", "archive": "archive"}
+    list_template = "crm/customer_list.html"
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
     list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",
@@ -208,7 +216,8 @@ class CustomerModelView(CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixi
     ]  # contacts, interactions, tags and attachments are added on the customer page's tabs
     search_columns = ["customer_no", "name", "credit_code", "industry", "type", "level", "region",
                       "source", "owner", "last_contact_at", "total_amount", "tags"]
-    search_form_extra_fields = {"tags": has_tag_search_field()}
+    search_form_extra_fields = {"tags": has_tag_search_field(), "owner": StringField(_l("Owner"))}
+    add_form_extra_fields = edit_form_extra_fields = {"owner": lookup_field(_l("Owner"), "user", required=False)}
     order_columns = ["customer_no", "name", "last_contact_at", "total_amount"]
     base_order = ("id", "desc")
     label_columns = LABELS
@@ -219,6 +228,7 @@ class CustomerModelView(CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixi
     def _init_properties(self) -> None:
         super()._init_properties()
         add_has_tag_filter(self)  # 'has tag' (FilterHasTag) on the pseudo-column 'tags'
+        use_text_user_filter(self, "owner")  # typed, not a dropdown of every user
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
@@ -253,8 +263,9 @@ def _check_contact_item(item: Contact) -> None:
         raise CustomerDuplicateError(result)
 
 
-class CustomerApi(CustomerMergeApiMixin, _CheckedApi):
+class CustomerApi(CustomerSearchApiMixin, CustomerMergeApiMixin, _CheckedApi):
     resource_name = "customer"
+    base_filters = ROW_SCOPE + NOT_ARCHIVED
     masked_model = "customer"
     datamodel = CrmSQLAInterface(Customer)
     allow_browser_login = True

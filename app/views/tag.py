@@ -23,6 +23,7 @@ from app.extensions import appbuilder, db
 from app.models import Customer, CustomerTag, Tag, TagDimension
 from app.models.tag import SOURCE_MANUAL
 from app.services import tagging
+from app.views.lookup import lookup_field
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, display_value, fmt_datetime
 
 TAG_LABELS = {
@@ -146,6 +147,7 @@ class CustomerTagModelView(LocalizedValuesMixin, ModelView):
     formatters_columns = {"tagged_at": fmt_datetime, "source": _source_name}
     add_form_query_rel_fields = {"tag": [["active", FilterEqual, True]]}
     add_form_extra_fields = {
+        "customer": lookup_field(_l("Customer")),
         "free_tag": StringField(_l("Free Tag"), validators=[Optional()],
                                 description=_l("Administrators may type a new tag as dimension-value, "
                                                "e.g. 区域-华东; a missing dimension or value is created.")),
