@@ -21,9 +21,10 @@ from typing import Any
 
 from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import and_, exists, func, not_, or_, select, union
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.extensions import db
-from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter
+from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter, Tag
 from app.models.search import CustomerToken
 from app.security import masking
 from app.security.scopes import current_user, hidden_fields, row_clause, visible
@@ -259,9 +260,16 @@ def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> Sea
     clauses = customer_filter(query)
     count = db.session.execute(select(func.count()).select_from(Customer).where(*clauses)).scalar()
     items = db.session.execute(select(Customer).where(*clauses).order_by(Customer.id.desc())
-                               .limit(page_size).offset(page * page_size)).scalars().all()
+                               .options(*_ROW_LOADS).limit(page_size).offset(page * page_size)).scalars().all()
     columns = visible(RESULT_COLUMNS)
     return SearchPage(count, page, page_size, columns, [_row(item, columns, query.q) for item in items])
+
+
+_ROW_LOADS = (  # one query per relation for the whole page, not one per row (N+1)
+    *(joinedload(getattr(Customer, r)) for r in ("industry", "type", "level", "region", "owner", "kind")),
+    selectinload(Customer.contacts),
+    selectinload(Customer.tag_links).joinedload(CustomerTag.tag).joinedload(Tag.dimension),
+)
 
 
 def _row(item: Customer, columns: list[str], q: str) -> dict:

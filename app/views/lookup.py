@@ -87,7 +87,6 @@ class LookupApi(BaseApi):
     type-ahead pickers; customers in the caller's row scope and not archived."""
     resource_name = "lookup"
     allow_browser_login = True
-    class_permission_name = "CustomerApi"  # whoever may read customers may look them up
     method_permission_name = {"lookup": "get"}
     base_permissions = ["can_get"]
 

@@ -52,7 +52,6 @@ class CustomerSearchView(BaseView):
     """检索: one box, condition rows, tags in/out, 'not contacted for N months', saved filters."""
     route_base = "/customersearch"
     default_view = "index"
-    class_permission_name = "CustomerModelView"  # whoever may list customers may search them
     method_permission_name = {"index": "list", "save": "list", "delete": "list"}
     base_permissions = ["can_list"]
 
