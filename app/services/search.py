@@ -121,7 +121,7 @@ def text_match_ids(q: str):
                                                func.lower(Customer.name).like(like, escape="\\")))
     elif clean:  # one character: no token; a scan, cut short by the page limit
         parts.append(select(Customer.id).where(Customer.name.like(f"%{_escape(clean)}%", escape="\\")))
-    if clean.isascii() and clean.isalpha():
+    if clean.isascii() and clean.isalnum() and not clean.isdigit():  # pinyin, maybe with Latin letters or digits
         like = f"%{clean}%"
         tokens = pinyin_tokens(clean)
         if tokens:

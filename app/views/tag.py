@@ -201,7 +201,7 @@ class CustomerTagApi(ModelRestApi):
     class_permission_name = "CustomerApi"
     method_permission_name = {"get_list": "get", "get": "get", "post": "put", "delete": "put",
                               "put": "edit_tag_link", "info": "info"}
-    base_permissions = ["can_delete", "can_get", "can_info", "can_post", "can_put"]  # as CustomerApi's
+    base_permissions = ["can_delete", "can_get", "can_info", "can_merge", "can_post", "can_put"]  # as CustomerApi's
     list_columns = ["id", "customer_id", "customer.name", "tag_id", "tag.name",
                     "source", "rule_id", "tagged_by.username", "tagged_at"]
     show_columns = list_columns
