@@ -13,7 +13,6 @@ API (GET /api/v1/customer/search) and a saved filter:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation

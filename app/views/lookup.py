@@ -9,7 +9,7 @@ from flask_appbuilder.api import BaseApi, expose, safe
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_babel import gettext, lazy_gettext as _l
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlalchemy import select
 from wtforms import Field
 from wtforms.validators import DataRequired, Optional, ValidationError
@@ -112,8 +112,6 @@ class LookupApi(BaseApi):
             return self.response(200, result=search.lookup_users(q))
         return self.response_404()
 
-
-LABEL_TYPE_TO_SEARCH = _l("Type to search")
 
 
 class FilterUserText(BaseFilter):

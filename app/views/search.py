@@ -58,7 +58,6 @@ class CustomerSearchView(BaseView):
     @expose("/")
     @has_access
     def index(self):
-        from app.models import Tag
         from app.views.tag import _active_tags
 
         page = request.args.get("page", 0, type=int)
