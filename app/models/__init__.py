@@ -19,5 +19,6 @@ from app.models.service import (  # noqa: F401
     AgentProfile, AssignmentRule, Holiday, ServiceRecord, SlaAlert, SlaPolicy, Team, Ticket, TicketEvent,
     WorkCalendar,
 )
+from app.models.search import CustomerToken, SavedFilter  # noqa: F401
 
 import app.services.history  # noqa: E402,F401  (the session listeners that record field history)

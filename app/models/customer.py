@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import relationship
 
 from app.services.dedupe import normalise_credit_code, normalise_name, normalise_phone
+from app.services.search_keys import pinyin_keys, write_tokens
 
 
 def _dict_fk(name: str):
@@ -30,6 +31,9 @@ class Customer(AuditMixin, Model):
     # a name) and the credit code, unique; NULL where no guard applies.
     unique_name_key = Column(String(200), unique=True, index=True)
     unique_credit_code = Column(String(32), unique=True, index=True)
+    # search keys (app/services/search.py), kept by the listeners below with the name tokens
+    name_pinyin = Column(String(800), index=True)  # 华星科技 -> huaxingkeji
+    name_initials = Column(String(200))             # 华星科技 -> hxkj
     kind_id = _dict_fk("kind_id")
     kind = relationship("DictionaryItem", foreign_keys=[kind_id])
     credit_code = Column(String(32), index=True)  # 统一社会信用代码 or ID no., stored normalised
@@ -57,7 +61,7 @@ class Customer(AuditMixin, Model):
     department_id = Column(Integer, ForeignKey("crm_department.id"), index=True)
     department = relationship("Department")
     remark = Column(Text)
-    archived = Column(Boolean, nullable=False, default=False)
+    archived = Column(Boolean, nullable=False, default=False, index=True)
     # Values of the admin-defined fields (字段配置), keyed by CustomField.key; see app/services/fields.py
     extra = Column(JSON().with_variant(JSONB(), "postgresql"))
     contacts = relationship("Contact", back_populates="customer", cascade="all, delete-orphan")
@@ -71,10 +75,11 @@ class Contact(AuditMixin, Model):
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("crm_customer.id", ondelete="CASCADE"), nullable=False, index=True)
     customer = relationship(Customer, back_populates="contacts")
-    name = Column(String(100), nullable=False)
+    name = Column(String(100), nullable=False, index=True)
     title = Column(String(100))
     phone = Column(String(40), index=True)
     phone_key = Column(String(40), index=True)  # normalise_phone(phone): the dedupe look-up key
+    phone_last4 = Column(String(4), index=True)  # search by the last four digits
     email = Column(String(200))
     im_account = Column(String(100))
     preference = Column(String(200))
@@ -92,6 +97,7 @@ def _customer_keys(mapper, connection, target: Customer) -> None:  # noqa: ARG00
     target.credit_code = normalise_credit_code(target.credit_code) or None
     target.unique_name_key = None if _is_person(connection, target) else target.name_key
     target.unique_credit_code = target.credit_code
+    target.name_pinyin, target.name_initials = pinyin_keys(target.name)
 
 
 def _is_person(connection, target: Customer) -> bool:
@@ -105,7 +111,22 @@ def _is_person(connection, target: Customer) -> bool:
     return code == "person"
 
 
+@event.listens_for(Customer, "after_insert")
+def _customer_tokens_new(mapper, connection, target: Customer) -> None:  # noqa: ARG001
+    """The name's search tokens follow the name, in the same transaction."""
+    write_tokens(connection, [(target.id, target.name, target.name_initials)], fresh=True)
+
+
+@event.listens_for(Customer, "after_update")
+def _customer_tokens(mapper, connection, target: Customer) -> None:  # noqa: ARG001
+    from sqlalchemy import inspect
+
+    if inspect(target).attrs.name.history.has_changes():
+        write_tokens(connection, [(target.id, target.name, target.name_initials)])
+
+
 @event.listens_for(Contact, "before_insert")
 @event.listens_for(Contact, "before_update")
 def _contact_keys(mapper, connection, target: Contact) -> None:  # noqa: ARG001
     target.phone_key = normalise_phone(target.phone) or None
+    target.phone_last4 = target.phone_key[-4:] if target.phone_key and len(target.phone_key) >= 4 else None

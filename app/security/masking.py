@@ -139,3 +139,14 @@ def mask_text(text: str | None) -> str | None:
         return text
     text = re.sub(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", lambda m: mask_email(m.group(0)), text)
     return re.sub(r"\+?\d[\d -]{6,}\d", lambda m: mask_phone(m.group(0)), text)
+
+
+def filter_allowed(model_key: str | None, field: str, operator: str, value: Any) -> bool:
+    """Whether a list filter on a masked field is allowed: someone who sees only masked values
+    may match the full value (operator ``eq``) or a phone's last four digits (``ew`` with four
+    digits), never pieces of it (contains, starts with ...), which would let them probe digits."""
+    kind = MASKED_FIELDS.get(model_key or "", {}).get(field.split(".")[0])
+    if kind is None or operator == "eq" or may_view_full():
+        return True
+    value = value[0] if isinstance(value, (list, tuple)) and value else value
+    return kind == "phone" and operator == "ew" and isinstance(value, str) and len(value) == 4 and value.isdigit()

@@ -89,5 +89,8 @@ def initialise() -> InitResult:
     sync_permissions()
     ensure_system_user()
     report = load_seeds()
+    from app.services.search import reindex
+
+    reindex(only_missing=True)  # search keys of customers written before they existed
     created, password = ensure_admin()
     return InitResult(report, created, password)

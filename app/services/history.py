@@ -70,9 +70,10 @@ def _contact_customer_no(session: Session, contact: Any, stored: dict | None) ->
 
 
 SPECS: dict[type, _Spec] = {
-    Customer: _Spec("customer", _AUDIT | {"name_key", "unique_name_key", "unique_credit_code"}, _customer_label, lambda obj, stored: obj.id,
+    Customer: _Spec("customer", _AUDIT | {"name_key", "unique_name_key", "unique_credit_code", "name_pinyin",
+                                          "name_initials"}, _customer_label, lambda obj, stored: obj.id,
                     lambda session, obj, stored: obj.customer_no or (stored or {}).get("customer_no")),
-    Contact: _Spec("contact", _AUDIT | {"phone_key"}, lambda c: c.name or "",
+    Contact: _Spec("contact", _AUDIT | {"phone_key", "phone_last4"}, lambda c: c.name or "",
                    lambda obj, stored: obj.customer_id or (stored or {}).get("customer_id"),
                    _contact_customer_no),
 }

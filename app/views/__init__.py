@@ -33,6 +33,8 @@ def register_views(appbuilder: AppBuilder) -> None:
         ServiceRecordModelView, SlaPolicyModelView, SupervisorBoardView, TeamModelView, TicketApi, TicketModelView,
         WorkCalendarModelView,
     )
+    from app.views.lookup import LookupApi
+    from app.views.search import CustomerArchiveView, CustomerSearchView
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
@@ -50,6 +52,10 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_view(CustomerModelView, "Customer Files", label=_l("Customer Files"),
                         icon="fa-address-book", category=crm, category_label=crm_l,
                         category_icon="fa-users")
+    appbuilder.add_view(CustomerSearchView, "Search Customers", label=_l("Search Customers"),
+                        icon="fa-search", category=crm, category_label=crm_l)
+    appbuilder.add_view(CustomerArchiveView, "Archive", label=_l("Archive"), icon="fa-archive",
+                        category=crm, category_label=crm_l)
     appbuilder.add_view(ContactModelView, "Contacts", label=_l("Contacts"), icon="fa-phone",
                         category=crm, category_label=crm_l)
     appbuilder.add_view(InteractionModelView, "Interactions", label=_l("Interactions"),
@@ -110,6 +116,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_api(CustomerTagApi)
     appbuilder.add_api(TicketApi)
     appbuilder.add_api(ServiceRecordApi)
+    appbuilder.add_api(LookupApi)
     _order_related_tabs(appbuilder)
 
 

@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 from app.extensions import db
 from app.models import Attachment
 from app.services import attachments as files
+from app.views.lookup import lookup_field
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 
 LABELS = {
@@ -107,7 +108,7 @@ class AttachmentModelView(LocalizedValuesMixin, ModelView):
     search_columns = ["original_name", "uploaded_at"]
     base_order = ("id", "desc")
     label_columns = LABELS
-    add_form_extra_fields = {"file": FileField(_l("File"), description=_l(
+    add_form_extra_fields = {"customer": lookup_field(_l("Customer")), "file": FileField(_l("File"), description=_l(
         "PDF, PNG, JPG, XLSX, DOCX or TXT, at most 20 MB by default. Stored outside the database."))}
 
     def __init__(self, *args, **kwargs) -> None:

@@ -34,6 +34,8 @@ from app.views.export import ExportMixin
 from app.views.custom_field import CustomerInterface, CustomFieldsApiMixin, CustomFieldsViewMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 from app.views.tag import CustomerTagModelView, add_has_tag_filter, has_tag_search_field, tag_badges
+from app.views.lookup import lookup_field, use_text_user_filter
+from app.views.search import NOT_ARCHIVED, CustomerArchiveMixin, CustomerSearchApiMixin
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -136,8 +138,10 @@ class _CheckedApi(ScopedApiMixin, ModelRestApi):
         return self._refusals(lambda: super(_CheckedApi, self).put_headless(pk))
 
 
-# The customer picker on contact and interaction forms offers only customers in scope.
+# The customer picker on contact and interaction forms offers only customers in scope (API),
+# and in forms it is a type-ahead asking the scoped look-up (app/views/lookup.py).
 _CUSTOMER_IN_SCOPE = {"customer": [["id", RowScopeFilter, None]]}
+CUSTOMER_PICKER = {"customer": lookup_field(_l("Customer"))}
 
 
 def _contact_customer(item):
@@ -151,7 +155,7 @@ class ContactModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, Model
     base_filters = ROW_SCOPE
     masked_model = "contact"
     export_name = "contacts"
-    add_form_query_rel_fields = edit_form_query_rel_fields = _CUSTOMER_IN_SCOPE
+    add_form_extra_fields = edit_form_extra_fields = CUSTOMER_PICKER
     list_title = show_title = _l("Contacts")
     add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
     list_columns = ["customer", "name", "title", "phone", "email", "is_primary"]
@@ -222,8 +226,10 @@ class InteractionModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, M
     formatters_columns = {**FORMATTERS, "participants": _names, "contacts": _names, "tasks": _names}
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         "kind": choices_of("interaction_kind"), "result": choices_of("interaction_result"),
-        "contacts": ROW_SCOPE, "participants": [["active", FilterEqual, True]], **_CUSTOMER_IN_SCOPE}
+        "contacts": ROW_SCOPE, "participants": [["active", FilterEqual, True]]}
+    edit_form_extra_fields = CUSTOMER_PICKER
     add_form_extra_fields = {
+        **CUSTOMER_PICKER,
         "todo_title": StringField(_l("To-do"), validators=[Optional(), Length(max=255)],
                                   description=_l("Optional: something to do next; it becomes a task.")),
         "todo_due": due_field(_l("To-do due"), first=_todo_due_needed),
@@ -262,13 +268,15 @@ def interaction_timeline(customer_id: int | str, kind: str | None = None, limit:
     return query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit).all()
 
 
-class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerMergeMixin, ScopedViewMixin, LocalizedValuesMixin,
-                        ModelView):
+class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerArchiveMixin, CustomerMergeMixin, ScopedViewMixin,
+                        LocalizedValuesMixin, ModelView):
     datamodel = CustomerInterface(Customer)
     category_titles = CATEGORIES  # admin-defined fields go into their category's fieldset
-    base_filters = ROW_SCOPE
+    base_filters = ROW_SCOPE + NOT_ARCHIVED  # archived customers: CustomerArchiveView (历史档案)
     masked_model = "customer"
     export_name = "customers"
+    method_permission_name = {"merge": "merge", "archive": "archive"}
+    list_template = "crm/customer_list.html"  # the search box above the export buttons and the list
     list_title = show_title = _l("Customer Files")
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
     list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",
@@ -292,7 +300,8 @@ class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerMergeMixin, 
     ]  # contacts, interactions, tags and attachments are added on the customer page's tabs
     search_columns = ["customer_no", "name", "credit_code", "industry", "type", "level", "region",
                       "source", "owner", "last_contact_at", "total_amount", "tags"]
-    search_form_extra_fields = {"tags": has_tag_search_field()}
+    search_form_extra_fields = {"tags": has_tag_search_field(), "owner": StringField(_l("Owner"))}
+    add_form_extra_fields = edit_form_extra_fields = {"owner": lookup_field(_l("Owner"), "user", required=False)}
     order_columns = ["customer_no", "name", "last_contact_at", "total_amount"]
     base_order = ("id", "desc")
     label_columns = LABELS
@@ -303,6 +312,7 @@ class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerMergeMixin, 
     def _init_properties(self) -> None:
         super()._init_properties()
         add_has_tag_filter(self)  # 'has tag' (FilterHasTag) on the pseudo-column 'tags'
+        use_text_user_filter(self, "owner")  # typed, not a dropdown of every user
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
@@ -339,8 +349,9 @@ def _check_contact_item(item: Contact) -> None:
         raise CustomerDuplicateError(result)
 
 
-class CustomerApi(CustomFieldsApiMixin, CustomerMergeApiMixin, _CheckedApi):
+class CustomerApi(CustomerSearchApiMixin, CustomFieldsApiMixin, CustomerMergeApiMixin, _CheckedApi):
     resource_name = "customer"
+    base_filters = ROW_SCOPE + NOT_ARCHIVED
     masked_model = "customer"
     datamodel = CrmSQLAInterface(Customer)
     allow_browser_login = True

@@ -55,6 +55,9 @@ class ScopedViewMixin:
         hidden = hidden_fields()
         if (_filtered_columns(filters) | {order_column}) & hidden:
             abort(403)
+        for flt, value in zip(getattr(filters, "filters", []), getattr(filters, "values", [])):
+            if not masking.filter_allowed(self.masked_model, flt.column_name, flt.arg_name, value):
+                abort(403)
         widgets = widgets or {}
         actions = actions or self.actions
         page_size = page_size or self.page_size
@@ -118,7 +121,8 @@ class ScopedApiMixin:
     def _handle_filters_args(self, rison_args):
         hidden = hidden_fields()
         for flt in rison_args.get("filters", []) or []:
-            if isinstance(flt, dict) and str(flt.get("col", "")).split(".")[0] in hidden:
+            if isinstance(flt, dict) and (str(flt.get("col", "")).split(".")[0] in hidden or not masking.filter_allowed(
+                    self.masked_model, str(flt.get("col", "")), str(flt.get("opr", "")), flt.get("value"))):
                 raise FABException(f"Filter column: {flt.get('col')} not allowed to filter")
         return super()._handle_filters_args(rison_args)
 
@@ -126,6 +130,24 @@ class ScopedApiMixin:
         if str(rison_args.get("order_column", "")).split(".")[0] in hidden_fields():
             raise InvalidOrderByColumnFABException(f"Invalid order by column: {rison_args.get('order_column')}")
         return super()._handle_order_args(rison_args)
+
+    def info_headless(self, **kwargs):
+        """_info without hidden columns (in add/edit columns, filters, labels ...) and without
+        piecewise filters on masked fields for users who see them masked."""
+        response = super().info_headless(**kwargs)
+        data = response.get_json(silent=True)
+        hidden = hidden_fields()
+        if not isinstance(data, dict) or response.status_code != 200:
+            return response
+        for key, value in list(data.items()):
+            if isinstance(value, list):
+                data[key] = [v for v in value if not (isinstance(v, dict) and str(v.get("name", "")).split(".")[0] in hidden)
+                             and not (isinstance(v, str) and v.split(".")[0] in hidden)]
+            elif isinstance(value, dict) and key != "permissions":
+                data[key] = {k: v for k, v in value.items() if k.split(".")[0] not in hidden}
+        for col, ops in (data.get("filters") or {}).items():
+            data["filters"][col] = [o for o in ops if masking.filter_allowed(self.masked_model, col, o.get("operator", ""), "0000")]
+        return self.response(200, **data)
 
     def _strip_hidden(self, data: dict, rows: list[dict]) -> None:
         hidden = hidden_fields()

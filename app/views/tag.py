@@ -23,6 +23,7 @@ from app.extensions import appbuilder, db
 from app.models import Customer, CustomerTag, Tag, TagDimension
 from app.models.tag import SOURCE_MANUAL
 from app.services import tagging
+from app.views.lookup import lookup_field
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, display_value, fmt_datetime
 
 TAG_LABELS = {
@@ -161,6 +162,7 @@ class CustomerTagModelView(LocalizedValuesMixin, ModelView):
     formatters_columns = {"tagged_at": fmt_datetime, "source": _source_name}
     add_form_query_rel_fields = {"tag": [["active", FilterEqual, True]]}
     add_form_extra_fields = {
+        "customer": lookup_field(_l("Customer")),
         "free_tag": StringField(_l("Free Tag"), validators=[Optional()],
                                 description=_l("Administrators may type a new tag as dimension-value, "
                                                "e.g. 区域-华东; a missing dimension or value is created.")),
@@ -214,7 +216,7 @@ class CustomerTagApi(ModelRestApi):
     class_permission_name = "CustomerApi"
     method_permission_name = {"get_list": "get", "get": "get", "post": "put", "delete": "put",
                               "put": "edit_tag_link", "info": "info"}
-    base_permissions = ["can_delete", "can_get", "can_info", "can_post", "can_put"]  # as CustomerApi's
+    base_permissions = ["can_delete", "can_get", "can_info", "can_merge", "can_post", "can_put"]  # as CustomerApi's
     list_columns = ["id", "customer_id", "customer.name", "tag_id", "tag.name",
                     "source", "rule_id", "tagged_by.username", "tagged_at"]
     show_columns = list_columns

@@ -387,3 +387,44 @@ def test_ticket_from_creation_through_assignment_handling_review_to_archive(app,
     assert [steps.nth(i).get_attribute("data-action") for i in range(steps.count())] == [
         "create", "assign", "start", "submit", "approve"]
     shot(page, "22-ticket-archived")
+
+
+def test_search_box_and_type_ahead_picker(live_server, app, demo_data, new_page):  # noqa: ARG001
+    """Type a customer's pinyin initials in the list's search box and find it; add a contact
+    choosing the customer by typing in the picker (the form never holds the whole table)."""
+    from app.extensions import db
+    from app.models import Customer
+
+    with app.app_context():
+        target = db.session.query(Customer).filter(Customer.archived.is_(False)).order_by(Customer.id).first()
+        name, initials = target.name, target.name_initials
+    page = new_page()
+    log_in(page, live_server, "admin", ADMIN_PASSWORD)
+    open_menu(page, "客户管理", "客户档案")
+    page.locator("#crm-quick-q").fill(initials)
+    page.locator("#crm-quick-q").press("Enter")
+    page.wait_for_load_state("networkidle")
+    results = assert_page_ok(page)
+    assert "/customersearch/" in page.url and name in results, results[:500]
+    assert page.locator("#crm-search-results tbody tr").count() >= 1
+    shot(page, "09-search-zh", viewport_too=True)
+
+    page.goto(f"{live_server}/contactmodelview/add")
+    assert page.locator("select.crm-lookup option").count() <= 1  # nothing preloaded
+    page.locator(".select2-selection").first.click()
+    page.locator(".select2-search__field").fill(name[:4])
+    option = page.locator(".select2-results__option", has_text=name).first
+    option.wait_for(state="visible")
+    option.click()
+    page.locator("#name").fill("浏览器测试联系人")
+    page.locator("#phone").fill("13655550123")
+    shot(page, "10-contact-picker-zh")
+    page.locator("form button[type=submit], form input[type=submit]").first.click()
+    page.wait_for_load_state("networkidle")
+    saved = assert_page_ok(page)
+    assert "记录已添加" in saved, saved[:800]
+    from app.models import Contact
+
+    with app.app_context():
+        contact = db.session.query(Contact).filter_by(name="浏览器测试联系人").one()
+        assert contact.customer_id == target.id

@@ -1,0 +1,433 @@
+"""Customer search (检索): one box plus conditions, scoped and masked exactly like the customer
+list; the look-ups behind type-ahead pickers; saved filters; archive and restore.
+
+One box (``q``) finds a customer by a Chinese substring of its name, its pinyin initials or
+full pinyin, a contact's name, a phone (full number or last four digits), the credit code or
+the customer number. Every kind is an index look-up (app/services/search_keys.py). Phones are
+never matched by "contains", so a user who sees masked phones cannot probe their digits.
+
+A query is plain data (``SearchQuery.as_dict``), the same in the URL of the search page, the
+API (GET /api/v1/customer/search) and a saved filter:
+``{"q": "华星", "c": ["industry:eq:制造业", "total_amount:gte:10000"], "tag": ["消费能力-高"],
+"notag": ["活跃度-沉睡"], "idle": 3}`` (idle: not contacted for N months)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask_babel import gettext, lazy_gettext as _l
+from sqlalchemy import and_, exists, func, not_, or_, select, union
+from sqlalchemy.orm import joinedload, selectinload
+
+from app.extensions import db
+from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter, Tag
+from app.models.search import CustomerToken
+from app.security import masking
+from app.security.scopes import current_user, hidden_fields, row_clause, visible
+from app.services import tagging
+from app.services.dedupe import normalise_credit_code, normalise_phone
+from app.services.fields import customer_fields, field_by_key
+from app.services.search_keys import _clean, pinyin_tokens, write_tokens
+
+OPERATORS = {"eq": _l("equals"), "ne": _l("not equal"), "contains": _l("contains"),
+             "gte": _l("at least"), "lte": _l("at most")}
+_ORDERED = {"number", "money", "integer", "date", "datetime"}
+_RELATED = {"single_choice", "user", "department"}
+PAGE_SIZE, MAX_PAGE_SIZE, LOOKUP_LIMIT = 50, 200, 20
+RESULT_COLUMNS = ["customer_no", "name", "industry", "type", "level", "region", "owner", "phone",
+                  "last_contact_at", "total_amount", "tags"]
+
+
+class SearchError(ValueError):
+    """Every problem of a query, each saying which condition and why."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class SearchQuery:
+    q: str = ""
+    conditions: list[tuple[str, str, str]] = field(default_factory=list)
+    tags_in: list[str] = field(default_factory=list)
+    tags_out: list[str] = field(default_factory=list)
+    idle_months: int | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> "SearchQuery":
+        """From a request's args (MultiDict) or a saved dict; malformed parts raise SearchError."""
+        get_list = args.getlist if hasattr(args, "getlist") else lambda k: _as_list(args.get(k))
+        errors, conditions = [], []
+        for n, raw in enumerate(get_list("c"), 1):
+            parts = str(raw).split(":", 2)
+            if len(parts) != 3 or not parts[2].strip():
+                errors.append(gettext("Condition %(n)s: write field:operator:value.", n=n))
+            else:
+                conditions.append((parts[0].strip(), parts[1].strip(), parts[2].strip()))
+        idle = str(args.get("idle") or "").strip()
+        if idle and not (idle.isdigit() and 0 < int(idle) <= 600):
+            errors.append(gettext("Not contacted for: give a whole number of months (1-600)."))
+        if errors:
+            raise SearchError(errors)
+        return cls(q=str(args.get("q") or "").strip()[:100], conditions=conditions,
+                   tags_in=[t for t in get_list("tag") if t], tags_out=[t for t in get_list("notag") if t],
+                   idle_months=int(idle) if idle else None)
+
+    def as_dict(self) -> dict:
+        data = {"q": self.q, "c": [":".join(c) for c in self.conditions], "tag": self.tags_in,
+                "notag": self.tags_out, "idle": self.idle_months}
+        return {k: v for k, v in data.items() if v}
+
+    def is_empty(self) -> bool:
+        return not self.as_dict()
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [] if value in (None, "") else [value]
+
+
+# ---- one box -------------------------------------------------------------------------------
+
+def _prefix(column, text: str):
+    """``column`` starts with ``text``, as an index range (LIKE 'x%' uses no index on PostgreSQL
+    with a locale collation, nor on SQLite without case_sensitive_like)."""
+    return and_(column >= text, column < text + "\uffff")
+
+
+def text_match_ids(q: str):
+    """A SELECT of customer ids matching the one-box text ``q``, or None for an empty box."""
+    q = (q or "").strip()
+    if not q:
+        return None
+    clean = _clean(q)
+    parts = [select(Customer.id).where(Customer.customer_no == q.upper())]
+    if clean.isdigit():
+        if len(clean) == 4:
+            parts.append(select(Contact.customer_id).where(Contact.phone_last4 == clean))
+        elif normalise_phone(q):
+            parts.append(select(Contact.customer_id).where(Contact.phone_key == normalise_phone(q)))
+    code = normalise_credit_code(q)
+    if code and len(code) >= 15:
+        parts.append(select(Customer.id).where(Customer.credit_code == code))
+    if len(clean) >= 2:
+        like = f"%{_escape(clean)}%"
+        tokens = select(CustomerToken.customer_id).where(CustomerToken.token == clean[:2])
+        parts.append(select(Customer.id).where(Customer.id.in_(tokens),
+                                               func.lower(Customer.name).like(like, escape="\\")))
+    elif clean:  # one character: no token; a scan, cut short by the page limit
+        parts.append(select(Customer.id).where(Customer.name.like(f"%{_escape(clean)}%", escape="\\")))
+    if clean.isascii() and clean.isalnum() and not clean.isdigit():  # pinyin, maybe with Latin letters or digits
+        like = f"%{clean}%"
+        tokens = pinyin_tokens(clean)
+        if tokens:
+            parts.append(select(Customer.id).where(
+                Customer.id.in_(select(CustomerToken.customer_id).where(CustomerToken.token.in_(sorted(tokens)))),
+                or_(Customer.name_initials.like(like), Customer.name_pinyin.like(like))))
+        parts.append(select(Customer.id).where(_prefix(Customer.name_pinyin, clean)))
+    if not clean.isdigit():
+        parts.append(select(Contact.customer_id).where(_prefix(Contact.name, q)))
+    return union(*parts)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---- conditions ----------------------------------------------------------------------------
+
+def _label(spec) -> str:
+    return str(spec.label)
+
+
+def _parse_value(spec, raw: str, where: str):
+    try:
+        if spec.type in ("number", "money"):
+            return Decimal(raw.replace(",", ""))
+        if spec.type == "integer":
+            return int(raw)
+        if spec.type in ("date", "datetime"):
+            value = date.fromisoformat(raw[:10])
+            return datetime.combine(value, datetime.min.time()) if spec.type == "datetime" else value
+    except (InvalidOperation, ValueError):
+        raise SearchError([gettext("%(where)s: %(value)s is not a valid %(kind)s.", where=where, value=raw,
+                                   kind=gettext("date (YYYY-MM-DD)") if "date" in spec.type else gettext("number"))])
+    return raw
+
+
+def _related_ids(spec, value: str):
+    if spec.type == "single_choice":
+        return select(DictionaryItem.id).where(DictionaryItem.type_key == spec.dictionary, or_(
+            DictionaryItem.name == value, DictionaryItem.name_en == value, DictionaryItem.code == value))
+    if spec.type == "user":
+        return select(CrmUser.id).where(or_(CrmUser.username == value, CrmUser.last_name + CrmUser.first_name == value,
+                                            CrmUser.first_name + " " + CrmUser.last_name == value))
+    return select(Department.id).where(or_(Department.name == value, Department.key == value,
+                                           Department.name_en == value))
+
+
+def condition_clause(key: str, op: str, raw: str, n: int = 1):
+    """The SQL condition for one condition row (n numbers it in messages)."""
+    spec = field_by_key(key)
+    where = gettext("Condition %(n)s", n=n)
+    if spec is None or spec.custom or key in hidden_fields():
+        raise SearchError([gettext("%(where)s: there is no field %(field)s you may search.", where=where, field=key)])
+    where = f"{where} ({_label(spec)})"
+    allowed = {"eq", "ne"} | ({"gte", "lte"} if spec.type in _ORDERED else set()) | \
+        ({"contains"} if spec.type in ("text", "long_text") and not _probe_guarded(key) else set())
+    if op not in allowed:
+        names = "、".join(str(OPERATORS[o]) for o in OPERATORS if o in allowed)
+        raise SearchError([gettext("%(where)s: use one of %(ops)s.", where=where, ops=names)])
+    column = getattr(Customer, key)
+    if spec.type in _RELATED:
+        fk = getattr(Customer, f"{key}_id")
+        ids = _related_ids(spec, raw)
+        if db.session.execute(ids.limit(1)).first() is None:
+            raise SearchError([gettext("%(where)s: no such value: %(value)s.", where=where, value=raw)])
+        return fk.in_(ids) if op == "eq" else or_(fk.is_(None), fk.not_in(ids))
+    value = _parse_value(spec, raw, where)
+    if key == "credit_code":
+        value = normalise_credit_code(value) or value
+    if op == "eq":
+        if spec.type == "datetime":
+            return and_(column >= value, column < value + timedelta(days=1))
+        return column == value
+    if op == "ne":
+        return or_(column.is_(None), column != value)
+    if op == "contains":
+        return column.like(f"%{_escape(value)}%", escape="\\")
+    if op == "gte":
+        return column >= value
+    return column < value + timedelta(days=1) if spec.type == "datetime" else column <= value
+
+
+def _probe_guarded(key: str) -> bool:
+    """Masked values may not be searched by pieces by someone who only sees them masked."""
+    return key in masking.MASKED_FIELDS["customer"] and not masking.may_view_full()
+
+
+def _tag_ids(labels: list[str], errors: list[str]) -> list[int]:
+    ids = []
+    for label in labels:
+        try:
+            ids.append(tagging.find_tag(label).id)
+        except tagging.TagError:
+            errors.append(gettext("No such tag: %(tag)s.", tag=label))
+    return ids
+
+
+def customer_filter(query: SearchQuery) -> list:
+    """Every SQL condition of a query, row scope and "not archived" included."""
+    clauses = [Customer.archived.is_(False), row_clause(Customer)]
+    ids = text_match_ids(query.q)
+    if ids is not None:
+        clauses.append(Customer.id.in_(ids))
+    errors: list[str] = []
+    for n, (key, op, raw) in enumerate(query.conditions, 1):
+        try:
+            clauses.append(condition_clause(key, op, raw, n))
+        except SearchError as exc:
+            errors += exc.errors
+    for tag_id in _tag_ids(query.tags_in, errors):
+        clauses.append(exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == tag_id))
+    for tag_id in _tag_ids(query.tags_out, errors):
+        clauses.append(not_(exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == tag_id)))
+    if query.idle_months:
+        since = datetime.utcnow() - timedelta(days=round(query.idle_months * 30.4375))
+        clauses.append(or_(Customer.last_contact_at.is_(None), Customer.last_contact_at < since))
+    if errors:
+        raise SearchError(errors)
+    return clauses
+
+
+@dataclass
+class SearchPage:
+    count: int
+    page: int
+    page_size: int
+    columns: list[str]
+    rows: list[dict]  # display values (masked), plus "id"
+
+
+def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> SearchPage:
+    """One page of the customers matching ``query``, newest first, scoped and masked."""
+    page_size = max(1, min(int(page_size or PAGE_SIZE), MAX_PAGE_SIZE))
+    page = max(0, int(page or 0))
+    clauses = customer_filter(query)
+    count = db.session.execute(select(func.count()).select_from(Customer).where(*clauses)).scalar()
+    items = db.session.execute(select(Customer).where(*clauses).order_by(Customer.id.desc())
+                               .options(*_ROW_LOADS).limit(page_size).offset(page * page_size)).scalars().all()
+    columns = visible(RESULT_COLUMNS)
+    return SearchPage(count, page, page_size, columns, [_row(item, columns, query.q) for item in items])
+
+
+_ROW_LOADS = (  # one query per relation for the whole page, not one per row (N+1)
+    *(joinedload(getattr(Customer, r)) for r in ("industry", "type", "level", "region", "owner", "kind")),
+    selectinload(Customer.contacts),
+    selectinload(Customer.tag_links).joinedload(CustomerTag.tag).joinedload(Tag.dimension),
+)
+
+
+def _row(item: Customer, columns: list[str], q: str) -> dict:
+    from app.views.formatting import fmt_datetime, fmt_money
+
+    contact = _shown_contact(item, q)
+    values = {
+        "id": item.id, "customer_no": item.customer_no, "name": item.name, "credit_code": item.credit_code,
+        "industry": str(item.industry or ""), "type": str(item.type or ""), "level": str(item.level or ""),
+        "region": str(item.region or ""), "owner": str(item.owner or ""),
+        "phone": masking.mask("phone", contact.phone) if contact is not None else "",
+        "contact": contact.name if contact is not None else "",
+        "last_contact_at": fmt_datetime(item.last_contact_at), "total_amount": fmt_money(item.total_amount),
+        "tags": [link.tag.label for link in item.tag_links if link.tag is not None],
+    }
+    masking.mask_row("customer", item, values, full=False)  # lists are masked for everybody
+    return {k: v for k, v in values.items() if k in columns or k in ("id", "contact")}
+
+
+def _shown_contact(item: Customer, q: str):
+    """The contact whose phone matched the box, else the primary (or first) contact."""
+    digits = _clean(q)
+    contacts = sorted(item.contacts, key=lambda c: (not c.is_primary, c.id))
+    if digits.isdigit():
+        for c in contacts:
+            if c.phone_key and (c.phone_last4 == digits or c.phone_key == normalise_phone(q)):
+                return c
+    return contacts[0] if contacts else None
+
+
+# ---- type-ahead look-ups ---------------------------------------------------------------------
+
+def lookup_customers(q: str, limit: int = LOOKUP_LIMIT) -> list[dict]:
+    """At most ``limit`` customers in the user's scope (archived ones left out) for a picker."""
+    clauses = [Customer.archived.is_(False), row_clause(Customer)]
+    ids = text_match_ids(q)
+    if ids is not None:
+        clauses.append(Customer.id.in_(ids))
+    rows = db.session.execute(select(Customer.id, Customer.name, Customer.customer_no).where(*clauses)
+                              .order_by(Customer.id.desc()).limit(limit)).all()
+    return [{"id": r.id, "text": f"{r.name} ({r.customer_no})", "name": r.name, "customer_no": r.customer_no}
+            for r in rows]
+
+
+def lookup_users(q: str, limit: int = LOOKUP_LIMIT) -> list[dict]:
+    """At most ``limit`` active people (not the system user) whose user name or name matches."""
+    clauses = [CrmUser.active.is_(True), CrmUser.is_system.is_(False)]
+    q = (q or "").strip()
+    if q:
+        clauses.append(CrmUser.id.in_(user_ids_matching(q)))
+    users = db.session.execute(select(CrmUser).where(*clauses).order_by(CrmUser.username).limit(limit)).scalars()
+    return [{"id": u.id, "text": f"{u!r} ({u.username})", "username": u.username} for u in users]
+
+
+def user_ids_matching(text: str):
+    """A SELECT of the ids of users whose user name or name contains ``text``."""
+    like = f"%{_escape(text.strip().lower())}%"
+    return select(CrmUser.id).where(or_(func.lower(CrmUser.username).like(like, escape="\\"),
+                                        (CrmUser.last_name + CrmUser.first_name).like(like, escape="\\"),
+                                        func.lower(CrmUser.first_name + " " + CrmUser.last_name).like(like, escape="\\")))
+
+
+# ---- saved filters --------------------------------------------------------------------------
+
+def saved_filters(user=None) -> list[SavedFilter]:
+    """The user's own filters and those shared with the user's department."""
+    user = user or current_user()
+    shared = and_(SavedFilter.shared.is_(True), SavedFilter.department_id == user.department_id) \
+        if user.department_id is not None else False
+    return db.session.query(SavedFilter).filter(or_(SavedFilter.owner_id == user.id, shared)) \
+        .order_by(SavedFilter.name).all()
+
+
+def save_filter(name: str, query: SearchQuery, shared: bool, user=None) -> SavedFilter:
+    """Save (or overwrite) the user's filter called ``name``."""
+    user = user or current_user()
+    name = (name or "").strip()
+    errors = []
+    if not name or len(name) > 100:
+        errors.append(gettext("Filter name: give a name of 1 to 100 characters."))
+    if query.is_empty():
+        errors.append(gettext("There is nothing to save: the search is empty."))
+    if shared and user.department_id is None:
+        errors.append(gettext("You belong to no department to share the filter with."))
+    if errors:
+        raise SearchError(errors)
+    customer_filter(query)  # refuses a query this user could not run
+    item = db.session.query(SavedFilter).filter_by(owner_id=user.id, name=name).first() or \
+        SavedFilter(owner_id=user.id, name=name)
+    item.query = json.dumps(query.as_dict(), ensure_ascii=False)
+    item.shared, item.department_id = bool(shared), user.department_id
+    db.session.add(item)
+    db.session.commit()
+    return item
+
+
+def delete_filter(filter_id: int, user=None) -> bool:
+    user = user or current_user()
+    item = db.session.query(SavedFilter).filter_by(id=filter_id, owner_id=user.id).first()
+    if item is None:
+        return False
+    db.session.delete(item)
+    db.session.commit()
+    return True
+
+
+def filter_query(item: SavedFilter) -> SearchQuery:
+    return SearchQuery.from_args(json.loads(item.query))
+
+
+# ---- archive --------------------------------------------------------------------------------
+
+def set_archived(customers: list[Customer], archived: bool) -> int:
+    """Archive (or restore) customers; recorded in field history. Nothing is deleted."""
+    changed = [c for c in customers if c is not None and bool(c.archived) != archived]
+    for c in changed:
+        c.archived = archived
+    db.session.commit()
+    return len(changed)
+
+
+# ---- keys of existing rows --------------------------------------------------------------------
+
+def reindex(only_missing: bool = True, batch: int = 2000) -> int:
+    """(Re)build the search keys of customers (after the migration, or a bulk load that
+    bypassed the ORM) and contacts; returns how many customers were done."""
+    from app.services.search_keys import pinyin_keys
+
+    done, last = 0, 0
+    while True:
+        stmt = select(Customer.id, Customer.name).where(Customer.id > last).order_by(Customer.id).limit(batch)
+        if only_missing:
+            stmt = stmt.where(Customer.name_initials.is_(None))
+        rows = db.session.execute(stmt).all()
+        if not rows:
+            break
+        keyed = [(r.id, r.name, *pinyin_keys(r.name)) for r in rows]
+        conn = db.session.connection()
+        for cid, _name, full, initials in keyed:
+            conn.execute(Customer.__table__.update().where(Customer.id == cid)
+                         .values(name_pinyin=full, name_initials=initials))
+        write_tokens(conn, [(cid, name, initials) for cid, name, _f, initials in keyed])
+        db.session.commit()
+        done, last = done + len(rows), rows[-1].id
+    for contact in db.session.query(Contact).filter(Contact.phone_key.isnot(None), Contact.phone_last4.is_(None)):
+        contact.phone_last4 = contact.phone_key[-4:]
+    db.session.commit()
+    return done
+
+
+def condition_fields() -> list:
+    """The fields a condition row offers this user: the catalogue minus hidden fields."""
+    hidden = hidden_fields()
+    return [s for s in customer_fields() if s.key not in hidden and not s.custom]
+
+
+def filter_query_safe(item: SavedFilter) -> SearchQuery:
+    """A saved filter's query; an unreadable one gives the empty query."""
+    try:
+        return filter_query(item)
+    except (SearchError, ValueError):
+        return SearchQuery()
