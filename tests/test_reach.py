@@ -63,10 +63,10 @@ def test_minimum_is_configurable(app, admin_client):
 
 
 def test_customer_page_tabs_follow_the_five_categories(admin_client):
-    """Detail, then 联系信息, 互动记录, 偏好标签, 附件, 修改记录: the categories' order, not the
-    order in which the views happened to be registered."""
+    """Detail, then 联系信息, 互动记录 (as a timeline, then as a table), 偏好标签, 附件, 修改记录: the
+    categories' order, not the order in which the views happened to be registered."""
     import re
 
     cid = _add_customer(admin_client)
     tabs = re.findall(r'data-toggle="tab">([^<]+)</a>', _page(admin_client, cid))
-    assert tabs[1:] == ["联系信息", "互动记录", "偏好标签", "附件", "修改记录"], tabs
+    assert tabs[1:] == ["联系信息", "时间线", "互动记录", "偏好标签", "附件", "修改记录"], tabs
