@@ -112,6 +112,11 @@ class Config:
     CRM_ATTACHMENT_DIR = os.environ.get("CRM_ATTACHMENT_DIR") or str(INSTANCE_DIR / "attachments")
     CRM_ATTACHMENT_MAX_MB = float(os.environ.get("CRM_ATTACHMENT_MAX_MB", "20"))
     CRM_ATTACHMENT_TYPES = os.environ.get("CRM_ATTACHMENT_TYPES", "pdf,png,jpg,jpeg,xlsx,docx,txt")
+    # Spreadsheet imports (app/services/importer.py): uploads kept under CRM_IMPORT_DIR; files above
+    # CRM_IMPORT_MAX_MB, or .xlsx unpacking beyond CRM_IMPORT_MAX_UNZIPPED_MB, are refused unread.
+    CRM_IMPORT_DIR = os.environ.get("CRM_IMPORT_DIR") or str(INSTANCE_DIR / "imports")
+    CRM_IMPORT_MAX_MB = float(os.environ.get("CRM_IMPORT_MAX_MB", "50"))
+    CRM_IMPORT_MAX_UNZIPPED_MB = float(os.environ.get("CRM_IMPORT_MAX_UNZIPPED_MB", "500"))
 
 
 class TestConfig(Config):

@@ -9,5 +9,6 @@ from app.models.tag import CustomerTag, Tag, TagDimension  # noqa: F401
 from app.models.attachment import Attachment  # noqa: F401
 from app.models.access import RevealLog, RolePolicy  # noqa: F401
 from app.models.history import FieldChange  # noqa: F401
+from app.models.importing import ImportBatch, ImportItem, ImportTemplate  # noqa: F401
 
 import app.services.history  # noqa: E402,F401  (the session listeners that record field history)

@@ -17,6 +17,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.numbering import NumberingRuleModelView
     from app.views.org import DepartmentModelView
     from app.views.system import SystemStatusView
+    from app.views.importing import ImportApi, ImportView
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
@@ -31,6 +32,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         category=crm, category_label=crm_l)
     appbuilder.add_view(InteractionModelView, "Interactions", label=_l("Interactions"),
                         icon="fa-comments", category=crm, category_label=crm_l)
+    appbuilder.add_view(ImportView, "Import Customers", label=_l("Import Customers"), icon="fa-upload",
+                        category=crm, category_label=crm_l)
     appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
                         icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
     appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
@@ -53,3 +56,4 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_api(ContactApi)
     appbuilder.add_api(CustomerHistoryApi)
     appbuilder.add_api(CustomerTagApi)
+    appbuilder.add_api(ImportApi)
