@@ -51,8 +51,11 @@ def xlsx(path, rows, *, sheet="客户", date1904=False, extra_sheets=(), start_r
 
 
 def csv_file(path, rows, encoding="utf-8"):
-    text = "\n".join(",".join("" if v is None else str(v) for v in row) for row in rows) + "\n"
-    path.write_bytes(text.encode(encoding))
+    import csv
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([["" if v is None else v for v in row] for row in rows])
+    path.write_bytes(buf.getvalue().encode(encoding))
     return path
 
 
@@ -68,7 +71,6 @@ def run_import(app, path, username=None, **options):
 
 
 def codes(report):
-    print(json.dumps(report, ensure_ascii=False))
     return [(e["row"], e["column"], e["code"]) for e in report["errors"]]
 
 
@@ -421,3 +423,157 @@ def test_cli_json_equals_api_report(app, tmp_path, admin_client):
     assert from_cli == from_api and from_cli["status"] == "rejected" and len(from_cli["errors"]) == 2
     assert set(from_cli) >= {"rows_total", "rows_valid", "rows_created", "rows_updated", "errors"}
     assert set(from_cli["errors"][0]) == {"row", "column", "value", "code", "message"}
+
+
+# -- the job path: a real RQ worker, progress, cancel, a worker killed mid-import -------------------------
+
+def big_csv(path, prefix: str, n: int, phone_base: int):
+    rows = [["客户名称", "所属行业", "手机", "累计交易金额"]]
+    rows += [[f"{prefix}{i:06d}", "制造业", str(phone_base + i), "1,000"] for i in range(n)]
+    return csv_file(path, rows)
+
+
+def create_batch_as(app, path, username="admin", **options):
+    from app.extensions import appbuilder
+    from app.services.importer import create_batch
+
+    with app.app_context(), open(path, "rb") as fh:
+        return create_batch(fh, os.path.basename(str(path)), appbuilder.sm.find_user(username=username), **options).id
+
+
+def batch_state(app, batch_id):
+    from app.extensions import db
+    from app.models.importing import ImportBatch
+    from app.services.importer import get_progress
+
+    with app.app_context():
+        b = db.session.get(ImportBatch, batch_id)
+        return b.status, b.rows_created, get_progress(batch_id)
+
+
+def count_prefix(app, prefix):
+    from app.extensions import db
+    from app.models import Contact, Customer
+    from app.models.importing import ImportItem
+
+    with app.app_context():
+        n = db.session.query(Customer).filter(Customer.name.like(f"{prefix}%")).count()
+        contacts = db.session.query(Contact).join(Customer).filter(Customer.name.like(f"{prefix}%")).count()
+        return n, contacts
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_wizard_upload_map_check_confirm_and_report_through_the_worker(app, admin_client, rq_worker, tmp_path):
+    prefix = uniq("向导")
+    path = big_csv(tmp_path / "wizard.csv", prefix, 3000, 13500000000)
+    page = admin_client.get("/import/").get_data(as_text=True)
+    assert "下载导入模板" in page
+    with open(path, "rb") as fh:
+        r = admin_client.post("/import/upload", data={"file": (fh, "客户清单.csv"), "csrf_token": csrf_token(page)},
+                              content_type="multipart/form-data")
+    assert r.status_code == 302 and "/mapping" in r.headers["Location"]
+    mapping_page = admin_client.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'name="map_2"' in mapping_page and 'value="contact_phone" selected' in mapping_page
+    form = {"csrf_token": csrf_token(mapping_page), "map_0": "name", "map_1": "industry", "map_2": "contact_phone",
+            "map_3": "total_amount", "mode": "all", "update_by": "", "template_name": "向导模板"}
+    r = admin_client.post(r.headers["Location"], data=form)
+    batch_url = r.headers["Location"]
+    batch_id = int(batch_url.rstrip("/").split("/")[-1])
+    wait_until(lambda: batch_state(app, batch_id)[0] == "checked", 60, "the check")
+    page = admin_client.get(batch_url).get_data(as_text=True)
+    assert "导入 3000 行" in page and count_prefix(app, prefix) == (0, 0)  # checked, nothing saved yet
+    seen = []
+    r = admin_client.post(f"/import/{batch_id}/run", data={"csrf_token": csrf_token(page)})
+    assert r.status_code == 302
+
+    def finished():
+        progress = admin_client.get(f"/import/{batch_id}/progress").json  # what the page's progress bar polls
+        seen.append(progress)
+        return progress["status"] == "done"
+
+    wait_until(finished, 60, "the import")
+    assert any(p.get("phase") in ("validating", "saving") for p in seen) or seen[-1]["saved"] == 3000
+    assert seen[-1]["read"] == 3000 and seen[-1]["validated"] == 3000 and seen[-1]["saved"] == 3000
+    page = admin_client.get(batch_url).get_data(as_text=True)
+    assert 'id="rows-created">3000<' in page and "已导入" in page
+    assert count_prefix(app, prefix) == (3000, 3000)
+    api = admin_client.get(f"/api/v1/import/batches/{batch_id}").json
+    assert (api["rows_total"], api["rows_created"], api["status"]) == (3000, 3000, "done")
+
+
+def test_cancel_a_running_import(app, rq_worker, tmp_path):
+    from app.extensions import db
+    from app.models.importing import ImportBatch
+    from app.services.importer import request_cancel, start
+
+    prefix = uniq("取消")
+    batch_id = create_batch_as(app, big_csv(tmp_path / "cancel.csv", prefix, 30000, 13600000000))
+    with app.app_context():
+        start(db.session.get(ImportBatch, batch_id), False)
+    wait_until(lambda: batch_state(app, batch_id)[2].get("phase") in ("validating", "saving"), 60, "the job to start")
+    with app.app_context():
+        request_cancel(db.session.get(ImportBatch, batch_id))
+    wait_until(lambda: batch_state(app, batch_id)[0] == "cancelled", 60, "the cancel")
+    assert count_prefix(app, prefix) == (0, 0)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
+def test_worker_killed_mid_import_leaves_nothing_and_rerun_is_safe(app, rq_worker, tmp_path):
+    from app.extensions import db
+    from app.jobs import enqueue
+    from app.models import FieldChange
+    from app.models.importing import ImportBatch, ImportItem
+    from app.services.importer import start
+
+    prefix, n = uniq("中断"), 30000
+    batch_id = create_batch_as(app, big_csv(tmp_path / "kill.csv", prefix, n, 13700000000))
+    queue = f"import-kill-{uuid.uuid4().hex[:6]}"  # only our doomed worker listens here
+    log = open(tmp_path / "worker.log", "w")
+    doomed = subprocess.Popen(flask_cmd("crm", "worker", "--queues", queue, "--burst"), cwd=ROOT, env=subprocess_env(),
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with app.app_context():
+            enqueue("app.services.importer:run_batch", batch_id, False, run_key=f"kill-{batch_id}", queue=queue)
+        wait_until(lambda: (batch_state(app, batch_id)[2].get("saved") or 0) > 0, 120, "the save to be under way")
+    finally:
+        # the worker and its work horse (RQ puts the horse in a session of its own) die mid-transaction
+        for pid in children_of(doomed.pid) + [doomed.pid]:
+            os.kill(pid, signal.SIGKILL)
+        doomed.wait(10)
+        log.close()
+    time.sleep(3)  # long enough for a survivor to have committed
+    status, created, _ = batch_state(app, batch_id)
+    assert status != "done" and created == 0
+    assert count_prefix(app, prefix) == (0, 0)
+    with app.app_context():
+        assert db.session.query(ImportItem).filter_by(batch_id=batch_id).count() == 0
+        assert db.session.query(FieldChange).filter(FieldChange.new_value.like(f"%(#{batch_id})")).count() == 0
+        start(db.session.get(ImportBatch, batch_id), False)  # run the batch again, on the normal worker
+    wait_until(lambda: batch_state(app, batch_id)[0] == "done", 120, "the re-run")
+    assert count_prefix(app, prefix) == (n, n)
+    with app.app_context():
+        from app.services.importer import run_batch
+
+        again = run_batch(batch_id)  # a third run changes nothing
+    assert (again["status"], again["rows_created"]) == ("done", n) and count_prefix(app, prefix) == (n, n)
