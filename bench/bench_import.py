@@ -53,7 +53,7 @@ def make_rows(n: int, offset: int, choices: dict[str, list[str]]) -> list[list]:
         rows.append([name, "单位", credit_code(i), rnd.choice(INDUSTRIES), rnd.choice(choices["customer_scale"]),
                      rnd.choice(choices["customer_type"]), rnd.choice(choices["customer_level"]),
                      rnd.choice(choices["customer_source"]), rnd.choice(choices["region"]),
-                     f"2023-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}", f"{rnd.randint(1, 9999)},{rnd.randint(0, 999):03d}.50",
+                     f"2023-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}", f"{rnd.randint(1, 9_999_999):,}.50",
                      "工业软件与服务", rnd.choice(SURNAMES) + rnd.choice(GIVEN), f"13{i:09d}", f"c{i}@example.com",
                      f"0{i:06d}"])
     return rows
@@ -142,9 +142,10 @@ def main() -> None:
                 report = import_file(path, user)
                 results[label] = (time.perf_counter() - t0, report)
             assert report["rows_created"] == n, {k: report[k] for k in report if k != "errors"} | {"errors": report["errors"][:3]}
+        dialect = db.engine.dialect.name
 
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"database {db.engine.dialect.name}; {n:,} rows x {len(HEADERS)} columns")
+          f"database {dialect}; {n:,} rows x {len(HEADERS)} columns")
     for label, raw_read in (("xlsx", raw_xlsx), ("csv", raw_csv)):
         ours, _ = results[label]
         raw_total = raw_read + raw_ins

@@ -546,7 +546,7 @@ def test_worker_killed_mid_import_leaves_nothing_and_rerun_is_safe(app, rq_worke
     from app.models.importing import ImportBatch, ImportItem
     from app.services.importer import start
 
-    prefix, n = uniq("中断"), 30000
+    prefix, n = uniq("中断"), 20000
     batch_id = create_batch_as(app, big_csv(tmp_path / "kill.csv", prefix, n, 13700000000))
     queue = f"import-kill-{uuid.uuid4().hex[:6]}"  # only our doomed worker listens here
     log = open(tmp_path / "worker.log", "w")
@@ -570,7 +570,7 @@ def test_worker_killed_mid_import_leaves_nothing_and_rerun_is_safe(app, rq_worke
         assert db.session.query(ImportItem).filter_by(batch_id=batch_id).count() == 0
         assert db.session.query(FieldChange).filter(FieldChange.new_value.like(f"%(#{batch_id})")).count() == 0
         start(db.session.get(ImportBatch, batch_id), False)  # run the batch again, on the normal worker
-    wait_until(lambda: batch_state(app, batch_id)[0] == "done", 120, "the re-run")
+    wait_until(lambda: batch_state(app, batch_id)[0] == "done", 300, "the re-run")
     assert count_prefix(app, prefix) == (n, n)
     with app.app_context():
         from app.services.importer import run_batch
