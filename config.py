@@ -122,6 +122,11 @@ class Config:
     CRM_EXPORT_DIR = os.environ.get("CRM_EXPORT_DIR") or str(INSTANCE_DIR / "exports")
     CRM_EXPORT_SYNC_ROWS = int(os.environ.get("CRM_EXPORT_SYNC_ROWS", "5000"))
     CRM_EXPORT_KEEP_DAYS = float(os.environ.get("CRM_EXPORT_KEEP_DAYS", "7"))
+    # Spreadsheet imports (app/services/importer.py): uploads kept under CRM_IMPORT_DIR; files above
+    # CRM_IMPORT_MAX_MB, or .xlsx unpacking beyond CRM_IMPORT_MAX_UNZIPPED_MB, are refused unread.
+    CRM_IMPORT_DIR = os.environ.get("CRM_IMPORT_DIR") or str(INSTANCE_DIR / "imports")
+    CRM_IMPORT_MAX_MB = float(os.environ.get("CRM_IMPORT_MAX_MB", "50"))
+    CRM_IMPORT_MAX_UNZIPPED_MB = float(os.environ.get("CRM_IMPORT_MAX_UNZIPPED_MB", "500"))
 
 
 class TestConfig(Config):

@@ -457,3 +457,41 @@ def test_concurrent_writers_get_distinct_numbers(app):
     assert len(numbers) == THREADS * PER_THREAD
     assert len(set(numbers)) == THREADS * PER_THREAD
     assert all(re.fullmatch(r"C\d{8}\d{3,}", n) for n in numbers)
+
+
+def test_next_numbers_allocates_a_block_per_segment(ctx, make_rule):
+    """Imports take numbers in blocks: same formats, same counters as one-by-one allocation."""
+    from app.models import Customer
+    from app.services.numbering import next_number, next_numbers
+
+    key = make_rule(date_part="yyyy", separator="-", field_segment="industry", reset_period="yearly")
+    it, mfg = _item("industry", "I"), _item("industry", "C")
+    records = [Customer(name="a", industry=it), Customer(name="b", industry=mfg), Customer(name="c", industry=it)]
+    assert next_numbers(key, records, now=D1) == ["2024-I-001", "2024-C-001", "2024-I-002"]
+    assert next_number(key, records[0], now=D1) == "2024-I-003"
+    assert next_numbers(key, [Customer(name="d", industry=it)] * 3, now=D1) == ["2024-I-004", "2024-I-005", "2024-I-006"]
+
+
+def test_concurrent_block_allocations_never_overlap(app, make_rule):
+    """4 threads each take 5 blocks of 100 numbers while others take single ones: all distinct."""
+    from app.services.numbering import next_number, next_numbers
+
+    key = make_rule(prefix="B", width=6)
+    got: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(4)
+
+    def worker(n: int) -> None:
+        with app.app_context():
+            start.wait()
+            for _ in range(5):
+                block = next_numbers(key, [None] * 100) + [next_number(key)]
+                with lock:
+                    got.extend(block)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 * 5 * 101 and len(set(got)) == len(got)

@@ -13,9 +13,9 @@ from conftest import ADMIN_PASSWORD, ROOT, USER_PASSWORD, csrf_token, login
 ROLES = {
     # role key: department, and what the role may do (everything not listed is refused)
     "sales_staff": {"dept": "sales", "customer": {"add", "edit"}, "contact": {"add", "edit"},
-                    "delete": set(), "menus": set()},
+                    "delete": set(), "menus": {"/import/"}},
     "sales_supervisor": {"dept": "sales", "customer": {"add", "edit"}, "contact": {"add", "edit"},
-                         "delete": {"customer", "contact", "interaction"}, "menus": {"/myexports/list/", "/tagaudit/"}},
+                         "delete": {"customer", "contact", "interaction"}, "menus": {"/myexports/list/", "/tagaudit/", "/import/"}},
     "service_staff": {"dept": "service", "customer": set(), "contact": {"add", "edit"},
                       "delete": set(), "menus": set()},
     "service_supervisor": {"dept": "service", "customer": set(), "contact": {"add", "edit"},
@@ -30,7 +30,7 @@ CRM_MENUS = {"/customermodelview/list/", "/contactmodelview/list/", "/interactio
 ADMIN_ONLY_PAGES = ["/users/list/", "/roles/list/", "/departmentmodelview/list/",
                     "/dictionarytypemodelview/list/", "/dictionaryitemmodelview/list/",
                     "/users/add", "/roles/add", "/permissions/list/", "/exportlogmodelview/list/"]
-ALL_MENU_LINKS = CRM_MENUS | {"/system/status/", "/myexports/list/", "/exportlogmodelview/list/", "/tagaudit/",
+ALL_MENU_LINKS = CRM_MENUS | {"/system/status/", "/myexports/list/", "/exportlogmodelview/list/", "/tagaudit/", "/import/",
                               "/users/list/", "/roles/list/", "/departmentmodelview/list/",
                               "/dictionarytypemodelview/list/", "/dictionaryitemmodelview/list/"}
 
@@ -175,6 +175,7 @@ def test_pages(role_key, app, logged_in):
     for path in ADMIN_ONLY_PAGES:
         assert_refused(client, path)
     (assert_opens if "/system/status/" in spec["menus"] else assert_refused)(client, "/system/status/")
+    (assert_opens if "/import/" in spec["menus"] else assert_refused)(client, "/import/")
     (assert_opens if "add" in spec["customer"] else assert_refused)(client, "/customermodelview/add")
     (assert_opens if "edit" in spec["customer"] else assert_refused)(client, f"/customermodelview/edit/{customer}")
     for view in ("contactmodelview", "interactionmodelview"):

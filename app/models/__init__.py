@@ -20,5 +20,6 @@ from app.models.service import (  # noqa: F401
     WorkCalendar,
 )
 from app.models.search import CustomerToken, SavedFilter  # noqa: F401
+from app.models.importing import ImportBatch, ImportItem, ImportTemplate  # noqa: F401
 
 import app.services.history  # noqa: E402,F401  (the session listeners that record field history)

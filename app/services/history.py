@@ -155,7 +155,7 @@ def display_value(change: FieldChange, raw: str | None) -> str:
 _ACTION_LABELS = {"create": _l("Added"), "update": _l("Updated"), "delete": _l("Deleted"),
                   "merge": _l("Merged"), "archive": _l("Archived")}
 _ENTITY_LABELS = {"customer": _l("Customer"), "contact": _l("Contact")}
-EVENT_LABELS = {"merged_from": _l("Merged from"), "merged_into": _l("Merged into")}
+EVENT_LABELS = {"merged_from": _l("Merged from"), "merged_into": _l("Merged into"), "imported": _l("Imported")}
 
 
 def action_label(action: str) -> str:

@@ -285,7 +285,8 @@ def _segment_value(rule: _RuleData, record) -> str:
 
 # -- allocation --------------------------------------------------------------------------------
 
-def _upsert(conn: Connection, rule_key: str, period: str, scope: str) -> int:
+def _upsert(conn: Connection, rule_key: str, period: str, scope: str, count: int = 1) -> int:
+    """Bump one counter by ``count``; returns the new (last allocated) value."""
     table = SequenceCounter.__table__
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
@@ -293,16 +294,16 @@ def _upsert(conn: Connection, rule_key: str, period: str, scope: str) -> int:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        stmt = dialect_insert(table).values(rule_key=rule_key, period=period, scope=scope, value=1)
+        stmt = dialect_insert(table).values(rule_key=rule_key, period=period, scope=scope, value=count)
         stmt = stmt.on_conflict_do_update(index_elements=[table.c.rule_key, table.c.period, table.c.scope],
-                                          set_={"value": table.c.value + 1}).returning(table.c.value)
+                                          set_={"value": table.c.value + count}).returning(table.c.value)
         return int(conn.execute(stmt).scalar_one())
     # other engines: update, else insert (a lost insert race raises and the caller retries)
     where = (table.c.rule_key == rule_key, table.c.period == period, table.c.scope == scope)
-    if conn.execute(update(table).where(*where).values(value=table.c.value + 1)).rowcount:
+    if conn.execute(update(table).where(*where).values(value=table.c.value + count)).rowcount:
         return int(conn.execute(select(table.c.value).where(*where)).scalar_one())
-    conn.execute(insert(table).values(rule_key=rule_key, period=period, scope=scope, value=1))
-    return 1
+    conn.execute(insert(table).values(rule_key=rule_key, period=period, scope=scope, value=count))
+    return count
 
 
 def _allocator_engine() -> Engine | None:
@@ -346,13 +347,14 @@ def _session_holds_sqlite_write_lock() -> bool:
     return bool(getattr(raw, "in_transaction", False)) and bool(conn.info.get(_WROTE))
 
 
-def allocate(rule_key: str, period: str, scope: str = "") -> int:
-    """The next value of one counter, committed at once (see the module docstring)."""
+def allocate(rule_key: str, period: str, scope: str = "", count: int = 1) -> int:
+    """The next value of one counter (with ``count`` > 1: the last of a block of ``count``
+    consecutive values), committed at once (see the module docstring)."""
     sqlite = db.engine.dialect.name == "sqlite"
     engine = _allocator_engine()
     if engine is None or (sqlite and _session_holds_sqlite_write_lock()):
         with db.session.no_autoflush:
-            return _upsert(db.session.connection(), rule_key, period, scope)
+            return _upsert(db.session.connection(), rule_key, period, scope, count)
     for attempt in range(5):
         try:
             with engine.connect() as conn:
@@ -363,7 +365,7 @@ def allocate(rule_key: str, period: str, scope: str = "") -> int:
                     # commit makes this earlier bump durable too; a crash before that loses only
                     # a number nobody has saved yet
                     conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                value = _upsert(conn, rule_key, period, scope)
+                value = _upsert(conn, rule_key, period, scope, count)
                 conn.commit()
                 return value
         except IntegrityError:  # only the generic path can lose an insert race
@@ -373,14 +375,7 @@ def allocate(rule_key: str, period: str, scope: str = "") -> int:
 
 
 def _exists(target: Target | None, number: str) -> bool:
-    if target is None or target.number_attr is None:
-        return False
-    import app.models as models
-
-    model_name, column = target.number_attr
-    col = getattr(getattr(models, model_name), column)
-    with db.session.no_autoflush:
-        return db.session.execute(select(col).where(col == number).limit(1)).first() is not None
+    return number in _existing(target, [number])
 
 
 def next_number(rule_key: str, record: Any = None, now: datetime | None = None) -> str:
@@ -403,6 +398,42 @@ def next_number(rule_key: str, record: Any = None, now: datetime | None = None) 
         if not _exists(target, number):
             return number
     raise NumberingError(f"numbering rule '{rule_key}': no free number")
+
+
+def next_numbers(rule_key: str, records: list[Any], now: datetime | None = None) -> list[str]:
+    """Numbers for many new records at once (imports): one block per segment value, each
+    allocated by one atomic upsert (``allocate`` with a count), so 100,000 customers take a
+    handful of statements instead of 100,000 transactions. Same guarantees as next_number:
+    unique, increasing, gaps possible; numbers already present in the table are skipped."""
+    rule = get_rule(rule_key)
+    now = _now(now)
+    period = period_of(rule.reset_period, now)
+    target = TARGETS.get(rule.target)
+    by_scope: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        by_scope.setdefault(_segment_value(rule, record), []).append(i)
+    out: list[str] = [""] * len(records)
+    for scope, indexes in by_scope.items():
+        last = allocate(rule.key, period, scope, len(indexes))
+        numbers = [format_number(rule, now, seq, scope) for seq in range(last - len(indexes) + 1, last + 1)]
+        taken = _existing(target, numbers)
+        for i, number in zip(indexes, numbers):
+            out[i] = number if number not in taken else next_number(rule_key, records[i], now)
+    return out
+
+
+def _existing(target: Target | None, numbers: list[str]) -> set[str]:
+    if target is None or target.number_attr is None or not numbers:
+        return set()
+    import app.models as models
+
+    model_name, column = target.number_attr
+    col = getattr(getattr(models, model_name), column)
+    found: set[str] = set()
+    with db.session.no_autoflush:
+        for start in range(0, len(numbers), 5000):
+            found.update(db.session.execute(select(col).where(col.in_(numbers[start:start + 5000]))).scalars())
+    return found
 
 
 def preview(rule, record: Any = None, now: datetime | None = None) -> str:

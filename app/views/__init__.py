@@ -35,6 +35,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     )
     from app.views.lookup import LookupApi
     from app.views.search import CustomerArchiveView, CustomerSearchView
+    from app.views.importing import ImportApi, ImportView
 
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
@@ -81,6 +82,8 @@ def register_views(appbuilder: AppBuilder) -> None:
             (AgentProfileModelView, "Agents", _l("Agents"), "fa-headphones"),
             (AssignmentRuleModelView, "Assignment Rules", _l("Assignment Rules"), "fa-random")):
         appbuilder.add_view(view, name, label=label, icon=icon, category=svc, category_label=svc_l)
+    appbuilder.add_view(ImportView, "Import Customers", label=_l("Import Customers"), icon="fa-upload",
+                        category=crm, category_label=crm_l)
     appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
                         icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
     appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
@@ -117,6 +120,7 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_api(TicketApi)
     appbuilder.add_api(ServiceRecordApi)
     appbuilder.add_api(LookupApi)
+    appbuilder.add_api(ImportApi)
     _order_related_tabs(appbuilder)
 
 

@@ -1,0 +1,1169 @@
+"""Customer import from spreadsheets (导入): one service behind the wizard, the REST API and
+``flask crm import customers``, so all three give the same result and the same report.
+
+A batch goes: stored upload (size and zip-bomb checks before parsing) -> read (.xlsx through
+calamine, .csv in UTF-8 / UTF-8 with BOM / GB18030, detected) -> header row found -> columns
+mapped (Chinese or English labels and synonyms of app/services/fields.py, or a saved template)
+-> every row validated before anything is written -> saved in ONE transaction (bulk inserts,
+numbers allocated in blocks, set-based duplicate checks) together with the batch's final state.
+
+So a worker that dies mid-import leaves nothing visible, and running the batch again is safe:
+its state is in the database, and a batch already done answers its stored report. Problems are
+stored as (msgid, params) and rendered in the reader's language.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import json
+import os
+import re
+import unicodedata
+import uuid
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, BinaryIO, Iterator
+
+from flask import current_app, g
+from flask_babel import force_locale, gettext
+from sqlalchemy import insert, select, update
+
+from app.extensions import db
+from app.models import Contact, CrmUser, Customer, Department, DictionaryItem, FieldChange
+from app.models.importing import ImportBatch, ImportItem, ImportTemplate
+from app.security.masking import PERSON_KIND
+from app.security.scopes import in_scope, policy_for, row_clause
+from app.services import history
+from app.services.dedupe import (
+    display_name, existing_keys, normalise_credit_code, normalise_name, normalise_phone, validate_credit_code,
+)
+from app.services.fields import N_, FieldSpec, customer_fields
+from app.services.numbering import next_numbers
+
+MODES = ("all", "valid")
+UPDATE_BY = {None: None, "": None, "none": None, "no": "customer_no", "customer_no": "customer_no",
+             "credit_code": "credit_code"}
+IGNORE = "-"  # mapping value: the user chose to ignore this column
+CHUNK = 2000
+
+# The primary contact's columns: not customer fields, but imported with the customer.
+CONTACT_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("contact_name", "text", "contact", N_("Contact"), synonyms=("联系人", "联系人姓名", "姓名", "contact name")),
+    FieldSpec("contact_phone", "phone", "contact", N_("Phone"),
+              synonyms=("联系方式", "手机", "手机号", "手机号码", "电话", "联系电话", "电话号码", "mobile", "tel", "telephone")),
+    FieldSpec("contact_email", "email", "contact", N_("Email"), synonyms=("邮箱", "电子邮箱", "电子邮件", "e-mail", "mail")),
+)
+# Our own error workbooks add this column: re-uploading a corrected one must not trip over it.
+MESSAGE_HEADERS = {N_("Errors"), "错误信息"}
+
+
+class ImportRefused(Exception):
+    """The file cannot be taken at all (too big, zip bomb, wrong type, unreadable, no header)."""
+
+    def __init__(self, code: str, msgid: str, **params: Any):
+        self.code, self.msgid, self.params = code, msgid, params
+        super().__init__(gettext(msgid, **params))
+
+    def as_error(self) -> dict:
+        return {"row": 0, "col": None, "column": "", "value": "", "code": self.code, "msgid": self.msgid,
+                "params": self.params}
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+def _limit(name: str, default: float) -> int:
+    return int(float(current_app.config.get(name) or default) * 1024 * 1024)
+
+
+def import_dir() -> Path:
+    path = Path(current_app.config.get("CRM_IMPORT_DIR") or Path(current_app.instance_path) / "imports")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_upload(stream: BinaryIO, file_name: str) -> tuple[Path, str]:
+    """Copy an upload to CRM_IMPORT_DIR, refusing it (before any parsing) when it is bigger than
+    CRM_IMPORT_MAX_MB, of another type, or an .xlsx that would unpack beyond
+    CRM_IMPORT_MAX_UNZIPPED_MB (a zip bomb). Returns (path, sha256)."""
+    ext = Path(file_name or "").suffix.lower()
+    if ext not in (".xlsx", ".csv"):
+        raise ImportRefused("bad_file", N_("Only .xlsx and .csv files can be imported (save an .xls file as .xlsx first)."))
+    limit = _limit("CRM_IMPORT_MAX_MB", 50)
+    path = import_dir() / f"{uuid.uuid4().hex}{ext}"
+    digest, size = hashlib.sha256(), 0
+    with open(path, "wb") as out:
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                out.close()
+                path.unlink(missing_ok=True)
+                raise ImportRefused("too_large", N_("The file is larger than %(max)s MB: split it into smaller files."),
+                                    max=limit // (1024 * 1024))
+            digest.update(chunk)
+            out.write(chunk)
+    if ext == ".xlsx":
+        try:
+            _check_zip(path)
+        except ImportRefused:
+            path.unlink(missing_ok=True)
+            raise
+    return path, digest.hexdigest()
+
+
+def _check_zip(path: Path) -> None:
+    limit = _limit("CRM_IMPORT_MAX_UNZIPPED_MB", 500)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            unpacked = sum(i.file_size for i in zf.infolist())
+    except zipfile.BadZipFile:
+        raise ImportRefused("bad_file", N_("The file is not a valid .xlsx workbook.")) from None
+    if unpacked > limit:
+        raise ImportRefused("too_large", N_("The workbook would unpack to %(size)s MB, more than the %(max)s MB "
+                                            "allowed: it is refused unread."),
+                            size=unpacked // (1024 * 1024), max=limit // (1024 * 1024))
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+@dataclass
+class Sheet:
+    headers: list[str]
+    header_row: int  # the sheet's own row number (1-based)
+    rows: list[tuple[int, list[Any]]]  # (sheet row number, raw cells), blank rows left out
+    date1904: bool = False
+    name: str | None = None
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def decode_csv(raw: bytes) -> str:
+    """UTF-8 with or without BOM, else GB18030 (a superset of GBK and GB2312)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError:
+        raise ImportRefused("bad_file", N_("The CSV file is neither UTF-8 nor GBK/GB18030 text.")) from None
+
+
+def _read_csv(path: Path) -> list[list[Any]]:
+    text = decode_csv(path.read_bytes())
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    return [row for row in csv.reader(io.StringIO(text), dialect)]
+
+
+def _read_xlsx(path: Path, sheet: str | None) -> tuple[list[list[Any]], bool, str]:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+    except Exception:  # noqa: BLE001  (calamine raises its own error types)
+        raise ImportRefused("bad_file", N_("The file is not a valid .xlsx workbook.")) from None
+    if sheet:
+        if sheet not in wb.sheet_names:
+            raise ImportRefused("bad_sheet", N_("The workbook has no sheet '%(sheet)s' (sheets: %(names)s)."),
+                                sheet=sheet, names=", ".join(wb.sheet_names))
+        ws = wb.get_sheet_by_name(sheet)
+    else:
+        ws = wb.get_sheet_by_index(0)
+    with zipfile.ZipFile(path) as zf:  # raw serial numbers in date columns need the workbook's epoch
+        try:
+            date1904 = bool(re.search(rb'date1904="(1|true)"', zf.read("xl/workbook.xml")))
+        except KeyError:
+            date1904 = False
+    return ws.to_python(skip_empty_area=False), date1904, ws.name
+
+
+def read_sheet(path: Path | str, file_name: str, sheet: str | None = None) -> Sheet:
+    path = Path(path)
+    if Path(file_name).suffix.lower() == ".csv":
+        grid, date1904, name = _read_csv(path), False, None
+    else:
+        grid, date1904, name = _read_xlsx(path, sheet)
+    numbered = [(i + 1, row) for i, row in enumerate(grid) if not all(_blank(v) for v in row)]
+    if not numbered:
+        raise ImportRefused("no_header", N_("The file holds no data."))
+    h = _header_index(numbered)
+    header_row, cells = numbered[h]
+    data = numbered[h + 1:]
+    width = max([len(cells)] + [len(r) for _, r in data])
+    # trailing columns empty in the header and in every row are ignored; others are kept (and reported)
+    while width and _blank(_cell(cells, width - 1)) and all(_blank(_cell(r, width - 1)) for _, r in data):
+        width -= 1
+    headers = [text_of(_cell(cells, i)) for i in range(width)]
+    return Sheet(headers, header_row, [(n, list(r[:width]) + [None] * (width - len(r))) for n, r in data],
+                 date1904, name)
+
+
+def _cell(row: list[Any], i: int) -> Any:
+    return row[i] if i < len(row) else None
+
+
+def _header_index(numbered: list[tuple[int, list[Any]]]) -> int:
+    """The header is the first of the first 10 non-blank rows that names the most known columns
+    (titles or notes above it are skipped); with no known column at all, the first row."""
+    known = _header_lookup()
+    best, best_hits = 0, 0
+    for i, (_, row) in enumerate(numbered[:10]):
+        hits = sum(1 for v in row if header_key(text_of(v)) in known)
+        if hits > best_hits:
+            best, best_hits = i, hits
+    return best
+
+
+def text_of(v: Any) -> str:
+    """A cell as text: whole numbers without '.0' (long digit strings stay as written)."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v.strip()
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S") if (v.hour, v.minute, v.second) != (0, 0, 0) else v.strftime("%Y-%m-%d")
+    if isinstance(v, date):
+        return v.isoformat()
+    return str(v).strip()
+
+
+def col_letter(i: int) -> str:
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+# -- columns --------------------------------------------------------------------------------------
+
+def importable_fields() -> list[FieldSpec]:
+    """Customer fields a file may fill (the customer no. only as the key of updates), then the
+    primary contact's columns."""
+    return [s for s in customer_fields() if s.importable and (s.writable or s.key == "customer_no")] + list(CONTACT_FIELDS)
+
+
+def header_key(text: str) -> str:
+    """How headers are compared: NFKC, lower case, no spaces, no required marks (* 必填)."""
+    s = unicodedata.normalize("NFKC", text or "").lower()
+    s = re.sub(r"[\s*＊]|[(（]必填[)）]|[(（]required[)）]", "", s)
+    return s
+
+
+def _header_lookup() -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for spec in importable_fields():
+        names = (*spec.labels(), spec.key, *spec.synonyms) if not spec.custom else (*spec.labels(), spec.key)
+        for name in names:
+            lookup.setdefault(header_key(name), spec.key)
+    for h in MESSAGE_HEADERS:
+        lookup[header_key(h)] = IGNORE
+    return lookup
+
+
+def auto_mapping(headers: list[str]) -> list[str | None]:
+    """Field key per column (IGNORE for our own error column, None: unknown)."""
+    lookup = _header_lookup()
+    return [lookup.get(header_key(h)) if h else None for h in headers]
+
+
+def apply_mapping(headers: list[str], chosen: dict[str, str] | None) -> list[str | None]:
+    """The automatic mapping, corrected by ``chosen`` (header -> field key or IGNORE)."""
+    mapping = auto_mapping(headers)
+    for i, h in enumerate(headers):
+        if chosen and h in chosen:
+            mapping[i] = chosen[h] or None
+    return mapping
+
+
+def template_mapping(name: str) -> dict[str, str]:
+    tpl = db.session.execute(select(ImportTemplate).where(ImportTemplate.name == name)).scalar_one_or_none()
+    if tpl is None:
+        raise ImportRefused("bad_template", N_("There is no mapping template '%(name)s'."), name=name)
+    return json.loads(tpl.mapping)
+
+
+def save_template(name: str, headers: list[str], mapping: list[str | None], user) -> ImportTemplate:
+    tpl = db.session.execute(select(ImportTemplate).where(ImportTemplate.name == name)).scalar_one_or_none()
+    if tpl is None:
+        tpl = ImportTemplate(name=name, created_by_id=user.id)
+        db.session.add(tpl)
+    tpl.mapping = json.dumps({h: m for h, m in zip(headers, mapping) if h and m}, ensure_ascii=False)
+    db.session.commit()
+    return tpl
+
+
+# -- problems -------------------------------------------------------------------------------------
+
+@dataclass
+class Problem(Exception):
+    code: str
+    msgid: str
+    params: dict = field(default_factory=dict)
+
+
+def _err(row: int, col: int | None, header: str, value: Any, p: Problem) -> dict:
+    return {"row": row, "col": col, "column": header, "value": text_of(value), "code": p.code, "msgid": p.msgid,
+            "params": p.params}
+
+
+def _both(fn, *args) -> dict:
+    """A message computed now in both languages (for texts made by other modules)."""
+    out = {}
+    for loc in ("zh", "en"):
+        with force_locale(loc):
+            out[loc] = fn(*args)
+    return out
+
+
+def render(err: dict) -> dict:
+    """A stored problem as the report shows it, in the reader's language."""
+    from flask_babel import get_locale
+
+    loc = "en" if str(get_locale() or "zh").startswith("en") else "zh"
+    params = {k: (v.get(loc) if isinstance(v, dict) else v) for k, v in (err.get("params") or {}).items()}
+    msgid = err["msgid"]
+    return {"row": err["row"], "column": err["column"], "value": err["value"], "code": err["code"],
+            "message": gettext(msgid, **params)}
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+_DATE_RE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$")
+_SERIAL_RE = re.compile(r"^\d{1,6}(\.\d+)?$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+_MONEY_UNITS = (("亿元", 10 ** 8), ("亿", 10 ** 8), ("万元", 10 ** 4), ("万", 10 ** 4), ("千元", 1000), ("千", 1000),
+                ("元", 1))
+_PLAIN_NUMBER = re.compile(r"^[-+]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?$")
+
+
+def serial_date(n: float, date1904: bool) -> date:
+    """An Excel serial day number: 1900 system (with Lotus' phantom 1900-02-29) or 1904 system."""
+    n = int(n)
+    if date1904:
+        return date(1904, 1, 1) + timedelta(days=n)
+    if n < 1 or n > 2958465:
+        raise ValueError(n)
+    return date(1899, 12, 31) + timedelta(days=n) if n < 60 else date(1899, 12, 30) + timedelta(days=n)
+
+
+def parse_date(v: Any, date1904: bool) -> date:
+    bad = Problem("bad_date", N_("'%(value)s' is not a date (write it as 2024-05-01)."), {"value": text_of(v)})
+    if isinstance(v, datetime):
+        return v.date()
+    if isinstance(v, date):
+        return v
+    try:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return serial_date(v, date1904)
+        s = unicodedata.normalize("NFKC", text_of(v))
+        m = _DATE_RE.match(s)
+        if m:
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if re.fullmatch(r"\d{8}", s):
+            return date(int(s[:4]), int(s[4:6]), int(s[6:]))
+        if _SERIAL_RE.match(s):
+            return serial_date(float(s), date1904)
+    except (ValueError, OverflowError):
+        pass
+    raise bad
+
+
+def parse_decimal(v: Any, *, money: bool) -> Decimal:
+    """1200.5, '1,200.50', '¥1,200.50', '12万', '1.5亿元' -> Decimal."""
+    code = "bad_money" if money else "bad_number"
+    bad = Problem(code, N_("'%(value)s' is not an amount (e.g. 1,200.50 or 12万).") if money
+                  else N_("'%(value)s' is not a number."), {"value": text_of(v)})
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return Decimal(repr(v) if isinstance(v, float) else v)
+    s = unicodedata.normalize("NFKC", text_of(v)).replace(" ", "")
+    s = re.sub(r"^(¥|￥|RMB|CNY|人民币)", "", s, flags=re.I)
+    factor = 1
+    for unit, f in _MONEY_UNITS:
+        if s.endswith(unit):
+            s, factor = s[: -len(unit)], f
+            break
+    if not _PLAIN_NUMBER.match(s):
+        raise bad
+    try:
+        return Decimal(s.replace(",", "")) * factor
+    except InvalidOperation:
+        raise bad from None
+
+
+def check_phone(v: Any) -> str:
+    s = text_of(v)
+    key = normalise_phone(s)
+    body = re.sub(r"(转|分机|ext\.?|x|#).*$", "", unicodedata.normalize("NFKC", s), flags=re.I)
+    ok = bool(key) and not re.search(r"[^\d\s()+\-.]", body) and (
+        _MOBILE_RE.match(key) or key.startswith("+") or (key.startswith("0") and 10 <= len(key) <= 12)
+        or (not key.startswith(("0", "1")) and 7 <= len(key) <= 8))
+    if not ok:
+        raise Problem("bad_phone", N_("'%(value)s' is not a phone number (e.g. 13800138000 or 021-62345678)."),
+                      {"value": s})
+    return s
+
+
+def check_email(v: Any) -> str:
+    s = text_of(v)
+    if not _EMAIL_RE.match(s):
+        raise Problem("bad_email", N_("'%(value)s' is not an e-mail address."), {"value": s})
+    return s
+
+
+class Lookups:
+    """Everything a row refers to by name, loaded once per batch: dictionaries, users, departments."""
+
+    def __init__(self, specs: list[FieldSpec]):
+        self.items: dict[str, dict[str, DictionaryItem]] = {}
+        self.names: dict[str, list[str]] = {}
+        for spec in specs:
+            if spec.dictionary and spec.dictionary not in self.items:
+                rows = db.session.execute(select(DictionaryItem).where(
+                    DictionaryItem.type_key == spec.dictionary, DictionaryItem.active.is_(True))).scalars().all()
+                exact: dict[str, DictionaryItem] = {}
+                for item in rows:
+                    for name in (item.name, item.name_en, item.code):
+                        if name:
+                            exact.setdefault(header_key(name), item)
+                self.items[spec.dictionary], self.names[spec.dictionary] = exact, [i.name for i in rows]
+        self.users: dict[str, list[CrmUser]] = {}
+        for user in db.session.execute(select(CrmUser).where(CrmUser.active.is_(True))).scalars():
+            for name in {user.username.lower(), display_name(user), repr(user)}:
+                self.users.setdefault(name, []).append(user)
+        self.departments = {}
+        for d in db.session.execute(select(Department)).scalars():
+            for name in (d.name, d.name_en, d.key):
+                if name:
+                    self.departments.setdefault(header_key(name), d)
+
+    def choice(self, spec: FieldSpec, header: str, v: Any) -> DictionaryItem:
+        s = text_of(v)
+        item = self.items[spec.dictionary].get(header_key(s))
+        if item is not None:
+            return item
+        names = self.names[spec.dictionary]
+        close = [n for n in names if s and s in n] or difflib.get_close_matches(s, names, n=1, cutoff=0.5)
+        if close:
+            raise Problem("unknown_choice", N_("'%(value)s' is not a value of %(column)s: did you mean %(suggestion)s?"),
+                          {"value": s, "column": header, "suggestion": close[0]})
+        raise Problem("unknown_choice", N_("'%(value)s' is not a value of %(column)s (see the template's list)."),
+                      {"value": s, "column": header})
+
+    def user(self, v: Any) -> CrmUser:
+        s = text_of(v)
+        found = self.users.get(s.lower()) or self.users.get(s) or []
+        if len(found) != 1:
+            raise Problem("unknown_owner", N_("No single active user is called '%(value)s' (use the user name)."),
+                          {"value": s})
+        return found[0]
+
+    def department(self, v: Any) -> Department:
+        d = self.departments.get(header_key(text_of(v)))
+        if d is None:
+            raise Problem("unknown_department", N_("There is no department '%(value)s'."), {"value": text_of(v)})
+        return d
+
+
+def _max_len(spec: FieldSpec) -> int | None:
+    col = Customer.__table__.c.get(spec.key)
+    return getattr(getattr(col, "type", None), "length", None) if col is not None else None
+
+
+def parse_cell(spec: FieldSpec, header: str, v: Any, lookups: Lookups, date1904: bool) -> Any:
+    t = spec.type
+    if t in ("date", "datetime"):
+        return parse_date(v, date1904)
+    if t == "money" or t == "number":
+        value = parse_decimal(v, money=t == "money")
+        if abs(value) >= 10 ** 14:
+            raise Problem("bad_money", N_("'%(value)s' is too large."), {"value": text_of(v)})
+        return value.quantize(Decimal("0.01")) if t == "money" else value
+    if t == "integer":
+        value = parse_decimal(v, money=False)
+        if value != value.to_integral_value() or abs(value) >= 2 ** 31:
+            raise Problem("bad_number", N_("'%(value)s' is not a whole number."), {"value": text_of(v)})
+        return int(value)
+    if t == "single_choice":
+        return lookups.choice(spec, header, v)
+    if t == "multi_choice":
+        return [lookups.choice(spec, header, part).code for part in re.split(r"[,，、;；/]", text_of(v)) if part.strip()]
+    if t == "phone":
+        return check_phone(v)
+    if t == "email":
+        return check_email(v)
+    if t == "user":
+        return lookups.user(v)
+    if t == "department":
+        return lookups.department(v)
+    s = text_of(v)
+    limit = _max_len(spec) or (100 if spec.key == "contact_name" else 200 if spec.key == "contact_email" else None)
+    if limit and len(s) > limit:
+        raise Problem("too_long", N_("The text is %(n)s characters long; at most %(max)s fit."), {"n": len(s), "max": limit})
+    return s
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    row: int
+    cells: list[Any]
+    values: dict[str, Any] = field(default_factory=dict)  # field key -> parsed value
+    target_id: int | None = None  # update: the existing customer
+    errors: list[dict] = field(default_factory=list)
+
+
+def mapping_problems(sheet: Sheet, mapping: list[str | None], user, update_by: str | None = None) -> list[dict]:
+    """Unknown, duplicated and hidden columns, and a required column missing: file-level errors."""
+    out = []
+    specs = {s.key: s for s in importable_fields()}
+    hidden = policy_for(user).hidden
+    seen: dict[str, int] = {}
+    for i, (h, key) in enumerate(zip(sheet.headers, mapping)):
+        header = h or f"({col_letter(i)})"
+        if key == IGNORE:
+            continue
+        if key is None or key not in specs:
+            out.append(_err(sheet.header_row, i, header, h, Problem(
+                "unknown_column", N_("Column %(letter)s '%(column)s' matches no customer field: map it or ignore it."),
+                {"letter": col_letter(i), "column": header})))
+        elif key in seen:
+            out.append(_err(sheet.header_row, i, header, h, Problem(
+                "duplicate_column", N_("Columns %(first)s and %(second)s both fill %(field)s: keep one."),
+                {"first": col_letter(seen[key]), "second": col_letter(i), "field": _both(lambda: specs[key].label)})))
+        elif key in hidden:
+            out.append(_err(sheet.header_row, i, header, h, Problem(
+                "hidden_column", N_("Column '%(column)s' is a field your role may not see or fill."), {"column": header})))
+        else:
+            seen[key] = i
+    for spec in specs.values():
+        if (spec.key == update_by or spec.required and not update_by) and spec.key not in seen:
+            out.append(_err(sheet.header_row, None, "", "", Problem(
+                "missing_column", N_("The file has no column for the required field %(field)s."),
+                {"field": _both(lambda: spec.label)})))
+    return out
+
+
+def validate(sheet: Sheet, mapping: list[str | None], user, update_by: str | None,
+             progress=lambda **kw: None) -> list[Row]:
+    """Parse and check every row (nothing is written). Each Row carries its own errors."""
+    specs = {s.key: s for s in importable_fields()}
+    cols = [(i, specs[k]) for i, k in enumerate(mapping) if k in specs]
+    lookups = Lookups([s for _, s in cols])
+    rows: list[Row] = []
+    for n, (row_no, cells) in enumerate(sheet.rows, 1):
+        r = Row(row_no, cells)
+        for i, spec in cols:
+            v = cells[i]
+            if _blank(v):
+                if spec.required and update_by is None:
+                    r.errors.append(_err(row_no, i, sheet.headers[i], v, Problem(
+                        "required", N_("%(column)s is required."), {"column": sheet.headers[i]})))
+                continue
+            try:
+                r.values[spec.key] = parse_cell(spec, sheet.headers[i], v, lookups, sheet.date1904)
+            except Problem as p:
+                r.errors.append(_err(row_no, i, sheet.headers[i], v, p))
+        rows.append(r)
+        if n % CHUNK == 0:
+            progress(validated=n)
+    col_of = {spec.key: (i, sheet.headers[i]) for i, spec in cols}
+    _check_credit_codes(rows, col_of)
+    _match_targets(rows, col_of, user, update_by)
+    _check_scope(rows, col_of, user)
+    _check_duplicates(rows, col_of)
+    progress(validated=len(rows))
+    return rows
+
+
+def _is_person(r: Row) -> bool:
+    kind = r.values.get("kind")
+    return getattr(kind, "code", None) == PERSON_KIND
+
+
+def _check_credit_codes(rows: list[Row], col_of) -> None:
+    if "credit_code" not in col_of:
+        return
+    i, header = col_of["credit_code"]
+    for r in rows:
+        code = r.values.get("credit_code")
+        if code and not _is_person(r) and validate_credit_code(code):
+            r.errors.append(_err(r.row, i, header, code, Problem(
+                "bad_credit_code", N_("Invalid credit code: %(reason)s"), {"reason": _both(validate_credit_code, code)})))
+        if code:
+            r.values["credit_code"] = normalise_credit_code(code)
+
+
+def _match_targets(rows: list[Row], col_of, user, update_by: str | None) -> None:
+    """With update-by: rows whose customer no. / credit code exists update that customer (which
+    must lie in the importer's row scope); other rows are created."""
+    if not update_by:
+        return
+    i, header = col_of[update_by]
+    column = getattr(Customer, update_by)
+    keys = sorted({r.values[update_by] for r in rows if r.values.get(update_by)})
+    found: dict[str, tuple[int, bool]] = {}
+    scope = row_clause(Customer, policy_for(user))
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start:start + 5000]
+        for key, cid, visible in db.session.execute(
+                select(column, Customer.id, scope).where(column.in_(chunk))):
+            found[key] = (cid, bool(visible))
+    for r in rows:
+        key = r.values.get(update_by)
+        if key in found:
+            cid, visible = found[key]
+            if not visible:
+                r.errors.append(_err(r.row, i, header, key, Problem(
+                    "out_of_scope", N_("Customer %(value)s is outside the records you may manage."), {"value": key})))
+            r.target_id = cid
+        elif update_by == "customer_no" and key:
+            r.errors.append(_err(r.row, i, header, key, Problem(
+                "not_found", N_("There is no customer %(value)s to update."), {"value": key})))
+        elif not r.values.get("name") and not any(e["code"] == "required" for e in r.errors):
+            ni, nh = col_of.get("name", (None, ""))
+            r.errors.append(_err(r.row, ni, nh, "", Problem("required", N_("%(column)s is required."), {"column": nh})))
+
+
+def _check_scope(rows: list[Row], col_of, user) -> None:
+    """A new customer must land in the importer's row scope (owner / department)."""
+    policy = policy_for(user)
+    if policy.scope == "all":
+        return
+    i, header = col_of.get("owner", col_of.get("department", (None, "")))
+    for r in rows:
+        if r.target_id is not None and not ("owner" in r.values or "department" in r.values):
+            continue  # an update that leaves the owner alone: its target was checked already
+        owner = r.values.get("owner") or (user if not getattr(user, "is_system", False) else None)
+        dept = r.values.get("department") or getattr(owner, "department", None)
+        probe = SimpleNamespace(owner=owner, owner_id=getattr(owner, "id", None), department=dept,
+                                department_id=getattr(dept, "id", None))
+        if not in_scope(probe, user):
+            r.errors.append(_err(r.row, i, header, getattr(owner, "username", ""), Problem(
+                "out_of_scope", N_("You may only import customers you (or your department) own."), {})))
+
+
+def _check_duplicates(rows: list[Row], col_of) -> None:
+    """One customer, one file: the keys of app/services/dedupe.py, inside the file (a later row
+    repeating an earlier one) and against stored customers (one IN query per chunk of keys)."""
+    keyed: list[tuple[Row, str, str, int | None, str]] = []  # (row, kind, key, col, header)
+    for r in rows:
+        if r.values.get("name") and not _is_person(r):
+            keyed.append((r, "name", normalise_name(r.values["name"]), *col_of["name"]))
+        if r.values.get("credit_code"):
+            keyed.append((r, "credit_code", r.values["credit_code"], *col_of["credit_code"]))
+        if r.values.get("contact_phone"):
+            keyed.append((r, "phone", normalise_phone(r.values["contact_phone"]), *col_of["contact_phone"]))
+    first: dict[tuple[str, str], Row] = {}
+    for r, kind, key, i, header in keyed:
+        if not key:
+            continue
+        earlier = first.setdefault((kind, key), r)
+        if earlier is not r:
+            r.errors.append(_err(r.row, i, header, r.cells[i], Problem(
+                "duplicate_in_file", N_("Same customer as row %(row)s of this file."), {"row": earlier.row})))
+    stored = existing_keys([k for _, kind, k, _, _ in keyed if kind == "name"],
+                           [k for _, kind, k, _, _ in keyed if kind == "credit_code"],
+                           [k for _, kind, k, _, _ in keyed if kind == "phone"])
+    for r, kind, key, i, header in keyed:
+        for cid, no, name in stored[kind].get(key, []):
+            if cid != r.target_id:
+                r.errors.append(_err(r.row, i, header, r.cells[i], Problem(
+                    "duplicate_existing", N_("Duplicate of existing customer %(no)s %(name)s"), {"no": no, "name": name})))
+                break
+
+
+# -- saving ---------------------------------------------------------------------------------------
+
+class Cancelled(Exception):
+    pass
+
+
+_DICT_ATTR = {"single_choice": "_id", "user": "_id", "department": "_id"}
+
+
+def _columns(values: dict[str, Any], specs: dict[str, FieldSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parsed values -> (table column values, custom values for Customer.extra)."""
+    cols, extra = {}, {}
+    for key, v in values.items():
+        spec = specs.get(key)
+        if spec is None or spec in CONTACT_FIELDS:
+            continue
+        if spec.custom:
+            extra[key] = v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else \
+                getattr(v, "code", v)
+        elif spec.type in _DICT_ATTR:
+            cols[f"{key}_id"] = v.id
+        else:
+            cols[key] = v
+    return cols, extra
+
+
+def _create(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelled) -> int:
+    table, ctable = Customer.__table__, Contact.__table__
+    has_extra = "extra" in table.c
+    now = datetime.utcnow()
+    owner_default = None if getattr(user, "is_system", False) else user
+    prepared = []
+    for r in rows:
+        cols, extra = _columns(r.values, specs)
+        owner = r.values.get("owner") or owner_default
+        cols.setdefault("owner_id", getattr(owner, "id", None))
+        if "department_id" not in cols:
+            cols["department_id"] = getattr(owner, "department_id", None) or getattr(user, "department_id", None)
+        if has_extra:
+            cols["extra"] = extra or None
+        prepared.append((r, cols))
+    base = {c.key: None for c in table.c if c.key not in ("id", "archived", "total_amount")}
+    saved = 0
+    for start in range(0, len(prepared), CHUNK):
+        if cancelled():
+            raise Cancelled()
+        part = prepared[start:start + CHUNK]
+        numbers = next_numbers("customer", [SimpleNamespace(industry=None, region=None, **{
+            "industry_id": c.get("industry_id"), "region_id": c.get("region_id")}) for _, c in part])
+        params = [{**base, **cols, "customer_no": no, "name_key": normalise_name(cols.get("name")) or None,
+                   "credit_code": cols.get("credit_code") or None, "archived": False,
+                   "total_amount": cols.get("total_amount"),
+                   "created_on": now, "changed_on": now, "created_by_fk": user.id, "changed_by_fk": user.id}
+                  for (_, cols), no in zip(part, numbers)]
+        ids = db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), params).scalars().all()
+        contacts = []
+        for (r, cols), cid in zip(part, ids):
+            if any(r.values.get(k) for k in ("contact_name", "contact_phone", "contact_email")):
+                phone = r.values.get("contact_phone")
+                contacts.append({"customer_id": cid, "name": r.values.get("contact_name") or cols.get("name"),
+                                 "title": None, "phone": phone, "phone_key": normalise_phone(phone) or None,
+                                 "email": r.values.get("contact_email"), "im_account": None, "preference": None,
+                                 "is_primary": True, "created_on": now, "changed_on": now,
+                                 "created_by_fk": user.id, "changed_by_fk": user.id})
+        if contacts:
+            db.session.execute(insert(ctable), contacts)
+        db.session.execute(insert(ImportItem.__table__), [
+            {"batch_id": batch.id, "customer_id": cid, "customer_no": p["customer_no"], "row": r.row,
+             "action": "create", "before": None} for (r, _), cid, p in zip(part, ids, params)])
+        changeset = history.changeset_id(db.session)
+        label = f"{batch.file_name} (#{batch.id})"
+        db.session.execute(insert(FieldChange.__table__), [
+            {"changeset": changeset, "action": "create", "entity": "customer", "entity_id": cid,
+             "record_label": f"{p['customer_no']} {p['name']}"[:200], "customer_no": p["customer_no"],
+             "customer_id": cid, "field": "imported", "old_value": None, "new_value": label,
+             "changed_by_id": user.id, "changed_on": now} for cid, p in zip(ids, params)])
+        saved += len(part)
+        progress(saved=saved)
+    return saved
+
+
+def _snapshot(obj, names: list[str]) -> dict:
+    out = {}
+    for name in names:
+        v = getattr(obj, name)
+        out[name] = v.isoformat() if isinstance(v, (date, datetime)) else str(v) if isinstance(v, Decimal) else v
+    return out
+
+
+def _update(rows: list[Row], batch: ImportBatch, specs, progress, cancelled, offset: int) -> int:
+    """Updates go through the ORM (field history records each change); blank cells keep values."""
+    for n, r in enumerate(rows, 1):
+        if n % 500 == 0 and cancelled():
+            raise Cancelled()
+        c = db.session.get(Customer, r.target_id)
+        cols, extra = _columns(r.values, specs)
+        cols.pop("customer_no", None)
+        before = {"fields": _snapshot(c, list(cols))}
+        for k, v in cols.items():
+            setattr(c, k, v)
+        if extra and hasattr(c, "extra"):
+            before["extra"] = dict(c.extra or {})
+            c.extra = {**(c.extra or {}), **extra}
+        contact_values = {k[8:]: r.values[k] for k in ("contact_name", "contact_phone", "contact_email") if k in r.values}
+        if contact_values:
+            primary = next((x for x in c.contacts if x.is_primary), None) or (c.contacts[0] if c.contacts else None)
+            before["contact"] = _snapshot(primary, ["id", "name", "phone", "email"]) if primary else None
+            if primary is None:
+                primary = Contact(customer=c, name=contact_values.get("name") or c.name, is_primary=True)
+                db.session.add(primary)
+            for k, v in contact_values.items():
+                setattr(primary, k, v)
+        db.session.flush()
+        db.session.add(ImportItem(batch_id=batch.id, customer_id=c.id, customer_no=c.customer_no, row=r.row,
+                                  action="update", before=json.dumps(before, ensure_ascii=False)))
+        if n % CHUNK == 0:
+            progress(saved=offset + n)
+    return len(rows)
+
+
+# -- progress and cancelling (outside the import's transaction, so others see them at once) -------
+
+_LOCAL: dict[int, dict] = {}
+
+
+def _store():
+    if current_app.config.get("REDIS_URL"):
+        from app.jobs.queue import get_redis
+
+        return get_redis()
+    return None
+
+
+def set_progress(batch_id: int, **values: Any) -> None:
+    r = _store()
+    if r is None:
+        _LOCAL.setdefault(batch_id, {}).update(values)
+    else:
+        r.hset(f"crm:import:{batch_id}", mapping={k: json.dumps(v) for k, v in values.items()})
+        r.expire(f"crm:import:{batch_id}", 7 * 86400)
+
+
+def get_progress(batch_id: int) -> dict:
+    r = _store()
+    if r is None:
+        return dict(_LOCAL.get(batch_id, {}))
+    return {k.decode(): json.loads(v) for k, v in r.hgetall(f"crm:import:{batch_id}").items()}
+
+
+def request_cancel(batch: ImportBatch) -> None:
+    """Ask a running import to stop (it checks between chunks); a waiting one is cancelled now."""
+    set_progress(batch.id, cancel=True)
+    if batch.status in ("uploaded", "queued", "checked"):
+        batch.status, batch.finished_on = "cancelled", datetime.utcnow()
+    batch.cancel_requested = True
+    db.session.commit()
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+@contextmanager
+def acting_as(user) -> Iterator[None]:
+    had, previous = "user" in g, g.get("user")
+    g.user = user
+    try:
+        yield
+    finally:
+        if had:
+            g.user = previous
+        else:
+            g.pop("user", None)
+
+
+def create_batch(stream: BinaryIO, file_name: str, user, *, sheet: str | None = None, mode: str = "all",
+                 update_by: str | None = None, dry_run: bool = False,
+                 mapping: dict[str, str] | None = None, template: str | None = None) -> ImportBatch:
+    """Store the upload (refused before parsing when too big) and record the batch."""
+    if mode not in MODES:
+        raise ImportRefused("bad_option", N_("Unknown mode '%(value)s': use all or valid."), value=mode)
+    if update_by not in UPDATE_BY:
+        raise ImportRefused("bad_option", N_("Unknown update key '%(value)s': use no or credit_code."), value=update_by)
+    chosen = dict(template_mapping(template)) if template else {}
+    chosen.update(mapping or {})
+    path, digest = store_upload(stream, file_name)
+    batch = ImportBatch(created_by_id=user.id, file_name=os.path.basename(file_name)[:255], file_hash=digest,
+                        file_path=str(path), sheet=sheet or None, mode=mode, update_by=UPDATE_BY[update_by],
+                        dry_run=dry_run, status="uploaded",
+                        mapping=json.dumps(chosen, ensure_ascii=False) if chosen else None)
+    db.session.add(batch)
+    db.session.commit()
+    return batch
+
+
+def batch_sheet(batch: ImportBatch) -> tuple[Sheet, list[str | None]]:
+    sheet = read_sheet(batch.file_path, batch.file_name, batch.sheet)
+    return sheet, apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None)
+
+
+def run_batch(batch_id: int, dry_run: bool | None = None) -> dict:
+    """Check (and unless dry run, save) one batch; the job function (takes an id, safe twice).
+    Returns the machine-readable report."""
+    batch = db.session.get(ImportBatch, batch_id)
+    if batch is None:
+        raise LookupError(f"import batch {batch_id} does not exist")
+    if batch.status in ("done", "undone", "cancelled"):
+        return report(batch)
+    if dry_run is not None:
+        batch.dry_run = dry_run
+    user = batch.created_by
+    batch.status = "checking"
+    db.session.commit()
+    set_progress(batch.id, phase="reading", read=0, validated=0, saved=0, total=0, cancel=False)
+
+    def progress(**kw):
+        set_progress(batch.id, **kw)
+
+    def cancelled() -> bool:
+        return bool(get_progress(batch.id).get("cancel"))
+
+    with acting_as(user):
+        try:
+            try:
+                sheet, mapping = batch_sheet(batch)
+            except ImportRefused as exc:
+                return _finish(batch, "rejected", [exc.as_error()], 0, 0, 0, 0)
+            progress(phase="validating", read=len(sheet.rows), total=len(sheet.rows))
+            file_errors = mapping_problems(sheet, mapping, user, batch.update_by)
+            rows = validate(sheet, mapping, user, batch.update_by, progress) if not file_errors else []
+            if cancelled():
+                raise Cancelled()
+            errors = file_errors + [e for r in rows for e in r.errors]
+            good = [r for r in rows if not r.errors]
+            total, valid = len(sheet.rows), len(good) if not file_errors else 0
+            if file_errors or (errors and batch.mode == "all") or batch.dry_run:
+                status = "checked" if batch.dry_run and not file_errors else "rejected"
+                return _finish(batch, status, errors, total, valid, 0, 0)
+            progress(phase="saving")
+            # Claim the batch inside the saving transaction: a second run of the same batch
+            # (a retried job) waits for this one and then finds it done.
+            claimed = db.session.execute(update(ImportBatch).where(
+                ImportBatch.id == batch.id, ImportBatch.status.notin_(("done", "undone", "cancelled")))
+                .values(status="importing")).rowcount
+            if not claimed:
+                db.session.rollback()
+                return report(db.session.get(ImportBatch, batch_id))
+            specs = {s.key: s for s in importable_fields()}
+            creates = [r for r in good if r.target_id is None]
+            updates = [r for r in good if r.target_id is not None]
+            created = _create(creates, batch, user, specs, progress, cancelled)
+            updated = _update(updates, batch, specs, progress, cancelled, created)
+            return _finish(batch, "done", errors, total, valid, created, updated)
+        except Cancelled:
+            db.session.rollback()
+            batch = db.session.get(ImportBatch, batch_id)
+            return _finish(batch, "cancelled", [], batch.rows_total, 0, 0, 0)
+        except Exception:
+            db.session.rollback()  # nothing of this run remains; a finished run is never undone
+            db.session.execute(update(ImportBatch).where(
+                ImportBatch.id == batch_id, ImportBatch.status.notin_(("done", "undone"))).values(status="failed"))
+            db.session.commit()
+            raise
+
+
+def _finish(batch: ImportBatch, status: str, errors: list[dict], total: int, valid: int, created: int,
+            updated: int) -> dict:
+    batch.status, batch.finished_on = status, datetime.utcnow()
+    batch.rows_total, batch.rows_valid, batch.rows_created, batch.rows_updated = total, valid, created, updated
+    saved_or_savable = created + updated if status == "done" else valid if status == "checked" else 0
+    batch.rows_rejected = total - saved_or_savable
+    batch.report = json.dumps({"errors": errors}, ensure_ascii=False, default=str)
+    db.session.commit()
+    set_progress(batch.id, phase=status, saved=created + updated)
+    return report(batch)
+
+
+def report(batch: ImportBatch) -> dict:
+    """The machine-readable report (CLI --json, API), messages in the reader's language."""
+    stored = json.loads(batch.report) if batch.report else {"errors": []}
+    return {"batch": batch.id, "status": batch.status, "file_name": batch.file_name, "mode": batch.mode,
+            "update_by": batch.update_by, "dry_run": batch.dry_run, "rows_total": batch.rows_total,
+            "rows_valid": batch.rows_valid, "rows_created": batch.rows_created, "rows_updated": batch.rows_updated,
+            "rows_rejected": batch.rows_rejected, "errors": [render(e) for e in stored["errors"]]}
+
+
+def import_file(path: Path | str, user, file_name: str | None = None, **options: Any) -> dict:
+    """Import one file now, in this process (CLI, synchronous API): create the batch and run it."""
+    with open(path, "rb") as fh:
+        try:
+            batch = create_batch(fh, file_name or os.path.basename(str(path)), user, **options)
+        except ImportRefused as exc:
+            return {"batch": None, "status": "rejected", "rows_total": 0, "rows_valid": 0, "rows_created": 0,
+                    "rows_updated": 0, "rows_rejected": 0, "errors": [render(exc.as_error())]}
+    return run_batch(batch.id)
+
+
+def batch_clause(user):
+    """Which batches a user sees: like customers, by row scope (own, department's, all)."""
+    from sqlalchemy import false, or_, true
+
+    policy = policy_for(user)
+    if policy.scope == "all":
+        return true()
+    if policy.user_id is None:
+        return false()
+    own = ImportBatch.created_by_id == policy.user_id
+    if policy.scope == "department" and policy.department_id is not None:
+        return or_(own, ImportBatch.created_by_id.in_(
+            select(CrmUser.id).where(CrmUser.department_id == policy.department_id)))
+    return own
+
+
+def start(batch: ImportBatch, dry_run: bool) -> str:
+    """Run a batch as a job: on RQ with REDIS_URL (the page follows its progress), else now."""
+    from app.jobs import enqueue
+
+    batch.status, batch.cancel_requested = "queued", False
+    db.session.commit()
+    set_progress(batch.id, phase="queued", read=0, validated=0, saved=0, total=0, cancel=False)
+    return enqueue("app.services.importer:run_batch", batch.id, dry_run,
+                   run_key=f"import-{batch.id}-{uuid.uuid4().hex[:8]}")
+
+
+# -- undo -----------------------------------------------------------------------------------------
+
+def may_undo(batch: ImportBatch, user) -> bool:
+    """An admin, or a supervisor (holder of can_undo) of the importer's department."""
+    from app.extensions import appbuilder
+
+    if batch.status != "done" or user is None:
+        return False
+    if any(r.name == current_app.config["AUTH_ROLE_ADMIN"] for r in user.roles):
+        return True
+    return (appbuilder.sm.has_access("can_undo", "CustomerImport")
+            and user.department_id is not None and user.department_id == batch.created_by.department_id)
+
+
+def undo_batch(batch: ImportBatch, user) -> dict:
+    """Remove the customers the batch created and restore the ones it updated, through the ORM
+    (so field history records every change), all in one transaction."""
+    items = db.session.execute(select(ImportItem).where(ImportItem.batch_id == batch.id)
+                               .order_by(ImportItem.id.desc())).scalars().all()
+    removed = restored = 0
+    for item in items:
+        customer = db.session.get(Customer, item.customer_id)
+        if customer is None or customer.customer_no != item.customer_no:
+            continue  # already deleted or merged away
+        if item.action == "create":
+            db.session.delete(customer)
+            removed += 1
+            continue
+        before = json.loads(item.before or "{}")
+        for k, v in before.get("fields", {}).items():
+            col = Customer.__table__.c[k]
+            py = col.type.python_type if hasattr(col.type, "python_type") else None
+            if v is not None and py is date:
+                v = date.fromisoformat(v)
+            elif v is not None and py is datetime:
+                v = datetime.fromisoformat(v)
+            elif v is not None and py is Decimal:
+                v = Decimal(v)
+            setattr(customer, k, v)
+        if "extra" in before and hasattr(customer, "extra"):
+            customer.extra = before["extra"]
+        if "contact" in before:
+            old = before["contact"]
+            primary = next((x for x in customer.contacts if x.is_primary), None)
+            if old is None and primary is not None:
+                db.session.delete(primary)
+            elif old is not None:
+                contact = db.session.get(Contact, old["id"])
+                if contact is not None:
+                    contact.name, contact.phone, contact.email = old["name"], old["phone"], old["email"]
+        restored += 1
+    batch.status, batch.undone_by_id, batch.undone_on = "undone", user.id, datetime.utcnow()
+    db.session.commit()
+    return {"batch": batch.id, "status": batch.status, "removed": removed, "restored": restored}
+
+
+# -- workbooks ------------------------------------------------------------------------------------
+
+def _workbook(buf: io.BytesIO):
+    import xlsxwriter
+
+    # never a formula, never a number guessed from text: cells are written exactly as typed
+    return xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
+                                     "strings_to_urls": False})
+
+
+def error_workbook(batch: ImportBatch) -> bytes:
+    """A copy of the upload: the rows not saved, bad cells highlighted (with a comment), and a
+    message column; fix it and upload it again."""
+    sheet, _ = batch_sheet(batch)
+    errors = json.loads(batch.report or "{}").get("errors", [])
+    by_row: dict[int, list[dict]] = {}
+    for e in errors:
+        by_row.setdefault(e["row"], []).append(e)
+    saved_some = batch.status == "done" and batch.mode == "valid"
+    buf = io.BytesIO()
+    wb = _workbook(buf)
+    ws = wb.add_worksheet((sheet.name or "Sheet1")[:31])
+    bad, head = wb.add_format({"bg_color": "#FFC7CE", "font_color": "#9C0006"}), wb.add_format({"bold": True})
+    dfmt = wb.add_format({"num_format": "yyyy-mm-dd"})
+    message_col = len(sheet.headers)
+    for c, h in enumerate(sheet.headers):
+        ws.write_string(0, c, h, bad if any(e["col"] == c for e in by_row.get(sheet.header_row, [])) else head)
+    ws.write_string(0, message_col, gettext("Errors"), head)
+    out = 1
+    for row_no, cells in sheet.rows:
+        row_errors = by_row.get(row_no, [])
+        if saved_some and not row_errors:
+            continue
+        bad_cols = {e["col"]: render(e)["message"] for e in row_errors if e["col"] is not None}
+        for c, v in enumerate(cells):
+            fmt = bad if c in bad_cols else None
+            if isinstance(v, bool):
+                ws.write_boolean(out, c, v, fmt)
+            elif isinstance(v, (int, float)):
+                ws.write_number(out, c, v, fmt)
+            elif isinstance(v, (datetime, date)):
+                ws.write_datetime(out, c, v if isinstance(v, datetime) else datetime(v.year, v.month, v.day),
+                                  fmt or dfmt)
+            elif not _blank(v) or fmt:
+                ws.write_string(out, c, text_of(v), fmt)
+            if c in bad_cols:
+                ws.write_comment(out, c, bad_cols[c])
+        ws.write_string(out, message_col, "；".join(
+            f"{e['column']}: {render(e)['message']}" if e["column"] else render(e)["message"] for e in row_errors))
+        out += 1
+    file_level = [e for e in by_row.get(sheet.header_row, []) + by_row.get(0, [])]
+    if file_level:
+        ws.write_string(0, message_col, gettext("Errors") + ": " + "；".join(render(e)["message"] for e in file_level), bad)
+    wb.close()
+    return buf.getvalue()
+
+
+def template_workbook() -> bytes:
+    """An empty import template from the current field definitions: a notes row, the header row,
+    dropdown lists for dictionary fields (from a hidden sheet), text format for codes and phones."""
+    specs = importable_fields()
+    lookups = Lookups(specs)
+    buf = io.BytesIO()
+    wb = _workbook(buf)
+    ws = wb.add_worksheet(gettext("Customer Files")[:31])
+    lists = wb.add_worksheet("lists")
+    lists.hide()
+    text, head = wb.add_format({"num_format": "@"}), wb.add_format({"bold": True, "bg_color": "#DDEBF7"})
+    note = wb.add_format({"italic": True, "font_color": "#666666", "text_wrap": True})
+    notes = {"date": N_("Date, e.g. 2024-05-01"), "datetime": N_("Date, e.g. 2024-05-01"),
+             "money": N_("Amount, e.g. 1,200.50 or 12万"), "number": N_("Number"), "integer": N_("Whole number"),
+             "single_choice": N_("Choose from the list"), "multi_choice": N_("Values from the list, separated by 、"),
+             "phone": N_("Phone, e.g. 13800138000"), "email": N_("E-mail"), "user": N_("User name or full name"),
+             "department": N_("Department name"), "text": N_("Text"), "long_text": N_("Text")}
+    list_col = 0
+    for c, spec in enumerate(specs):
+        hint = gettext(notes.get(spec.type, N_("Text")))
+        if spec.key == "credit_code":
+            hint = gettext(N_("18-character unified social credit code (or ID no. for individuals)"))
+        ws.write_string(0, c, (gettext("Required") + " · " if spec.required else "") + hint, note)
+        ws.write_string(1, c, spec.label + (" *" if spec.required else ""), head)
+        ws.set_column(c, c, 18, text if spec.type in ("text", "phone", "long_text") else None)
+        if spec.dictionary:
+            names = lookups.names.get(spec.dictionary, [])
+            for i, name in enumerate(names):
+                lists.write_string(i, list_col, name)
+            if names:
+                ref = f"=lists!${col_letter(list_col)}$1:${col_letter(list_col)}${len(names)}"
+                ws.data_validation(2, c, 10001, c, {"validate": "list", "source": ref,
+                                                    "error_type": "warning" if spec.type == "multi_choice" else "stop"})
+            list_col += 1
+    ws.set_row(0, 45)
+    ws.freeze_panes(2, 0)
+    wb.close()
+    return buf.getvalue()
+

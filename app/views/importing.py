@@ -1,0 +1,216 @@
+"""导入客户 / Customer import: the wizard (upload, map columns, check, confirm, report, undo) and
+the REST API. Both are thin: the work is app.services.importer, which the CLI uses too.
+
+One permission set, ``CustomerImport``: can_import (wizard and API) and can_undo (supervisors;
+the service also checks that the undoer supervises the importer's department, or is an admin).
+"""
+from __future__ import annotations
+
+import io
+import json
+
+from flask import abort, flash, g, redirect, request, send_file, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.api import BaseApi
+from flask_appbuilder.security.decorators import protect
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models.importing import ImportBatch, ImportTemplate
+from app.services import importer
+
+PERMS = "CustomerImport"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+RUNNING = ("queued", "checking", "importing")
+
+
+def _batch(pk: int) -> ImportBatch:
+    batch = db.session.execute(select(ImportBatch).where(
+        ImportBatch.id == pk, importer.batch_clause(g.user))).scalar_one_or_none()
+    if batch is None:
+        abort(404)
+    return batch
+
+
+def _options(form) -> dict:
+    return {"mode": form.get("mode") or "all", "update_by": form.get("update_by") or None,
+            "sheet": (form.get("sheet") or "").strip() or None}
+
+
+class ImportView(BaseView):
+    route_base = "/import"
+    default_view = "index"
+    class_permission_name = PERMS
+    method_permission_name = {n: "import" for n in (
+        "index", "upload", "mapping", "batch", "run", "cancel", "errors", "template", "progress")} | {"undo": "undo"}
+
+    @expose("/")
+    @has_access
+    def index(self):
+        self.update_redirect()
+        batches = db.session.execute(select(ImportBatch).where(importer.batch_clause(g.user))
+                                     .order_by(ImportBatch.id.desc()).limit(100)).scalars().all()
+        return self.render_template("crm/import_index.html", batches=batches, title=_l("Import Customers"))
+
+    @expose("/upload", methods=["POST"])
+    @has_access
+    def upload(self):
+        file = request.files.get("file")
+        if file is None or not file.filename:
+            flash(_("Choose a file to import."), "danger")
+            return redirect(url_for("ImportView.index"))
+        try:
+            batch = importer.create_batch(file.stream, file.filename, g.user, **_options(request.form))
+            importer.batch_sheet(batch)  # unreadable files are refused here, with the reason
+        except importer.ImportRefused as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for("ImportView.index"))
+        return redirect(url_for("ImportView.mapping", pk=batch.id))
+
+    @expose("/<int:pk>/mapping", methods=["GET", "POST"])
+    @has_access
+    def mapping(self, pk: int):
+        batch = _batch(pk)
+        if batch.status not in ("uploaded", "checked", "rejected", "failed"):
+            return redirect(url_for("ImportView.batch", pk=pk))
+        sheet, mapping = importer.batch_sheet(batch)
+        if request.method == "POST":
+            chosen = {h: request.form.get(f"map_{i}") or "" for i, h in enumerate(sheet.headers)}
+            batch.mapping = json.dumps(chosen, ensure_ascii=False)
+            opts = _options(request.form)
+            batch.mode, batch.update_by = opts["mode"], importer.UPDATE_BY.get(opts["update_by"])
+            db.session.commit()
+            name = (request.form.get("template_name") or "").strip()
+            if name:
+                importer.save_template(name, sheet.headers, [chosen[h] or None for h in sheet.headers], g.user)
+                flash(_("Mapping saved as template %(name)s.", name=name), "success")
+            self._launch(batch, dry_run=True)
+            return redirect(url_for("ImportView.batch", pk=pk))
+        template = request.args.get("template")
+        if template:
+            try:
+                mapping = importer.apply_mapping(sheet.headers, importer.template_mapping(template))
+            except importer.ImportRefused as exc:
+                flash(str(exc), "danger")
+        samples = [[importer.text_of(c) for c in cells] for _, cells in sheet.rows[:3]]
+        templates = db.session.execute(select(ImportTemplate.name).order_by(ImportTemplate.name)).scalars().all()
+        return self.render_template("crm/import_mapping.html", batch=batch, sheet=sheet, mapping=mapping,
+                                    samples=samples, fields=importer.importable_fields(), templates=templates,
+                                    ignore=importer.IGNORE, title=_l("Map Columns"))
+
+    def _launch(self, batch: ImportBatch, dry_run: bool) -> None:
+        try:
+            importer.start(batch, dry_run)
+        except Exception:  # in-process mode: the run failed; the batch says so
+            db.session.rollback()
+            flash(_("The import failed; nothing was saved."), "danger")
+
+    @expose("/<int:pk>/")
+    @has_access
+    def batch(self, pk: int):
+        self.update_redirect()
+        batch = _batch(pk)
+        return self.render_template("crm/import_batch.html", batch=batch, report=importer.report(batch),
+                                    progress=importer.get_progress(batch.id), running=batch.status in RUNNING,
+                                    may_undo=importer.may_undo(batch, g.user), title=_l("Import Batch"))
+
+    @expose("/<int:pk>/progress")
+    @has_access
+    def progress(self, pk: int):
+        batch = _batch(pk)
+        return {"status": batch.status, **importer.get_progress(batch.id)}
+
+    @expose("/<int:pk>/run", methods=["POST"])
+    @has_access
+    def run(self, pk: int):
+        batch = _batch(pk)
+        if batch.status == "checked":
+            self._launch(batch, dry_run=False)
+        return redirect(url_for("ImportView.batch", pk=pk))
+
+    @expose("/<int:pk>/cancel", methods=["POST"])
+    @has_access
+    def cancel(self, pk: int):
+        importer.request_cancel(_batch(pk))
+        flash(_("Cancelling the import."), "warning")
+        return redirect(url_for("ImportView.batch", pk=pk))
+
+    @expose("/<int:pk>/undo", methods=["POST"])
+    @has_access
+    def undo(self, pk: int):
+        batch = _batch(pk)
+        if not importer.may_undo(batch, g.user):
+            flash(_("Only the importer's supervisor or an admin can undo this import."), "danger")
+        else:
+            result = importer.undo_batch(batch, g.user)
+            flash(_("Import undone: %(removed)s customers removed, %(restored)s restored.", **result), "success")
+        return redirect(url_for("ImportView.batch", pk=pk))
+
+    @expose("/<int:pk>/errors.xlsx")
+    @has_access
+    def errors(self, pk: int):
+        batch = _batch(pk)
+        name = batch.file_name.rsplit(".", 1)[0] + "-errors.xlsx"
+        return send_file(io.BytesIO(importer.error_workbook(batch)), mimetype=XLSX, as_attachment=True,
+                         download_name=name)
+
+    @expose("/template.xlsx")
+    @has_access
+    def template(self):
+        return send_file(io.BytesIO(importer.template_workbook()), mimetype=XLSX, as_attachment=True,
+                         download_name=_("customer-import-template") + ".xlsx")
+
+
+class ImportApi(BaseApi):
+    """POST /api/v1/import/customers (multipart: file, mode, update_by, dry_run, sheet, mapping as
+    JSON {header: field}, template, async) -> the report (or 202 + batch id with async=1);
+    GET /api/v1/import/batches/<id>, POST .../cancel, POST .../undo."""
+
+    resource_name = "import"
+    allow_browser_login = True
+    class_permission_name = PERMS
+    method_permission_name = {"customers": "import", "get_batch": "import", "cancel": "import", "undo": "undo"}
+
+    @expose("/customers", methods=["POST"])
+    @protect()
+    def customers(self):
+        file = request.files.get("file")
+        if file is None or not file.filename:
+            return self.response_400(message=_("Choose a file to import."))
+        flag = lambda name: (request.form.get(name) or "").lower() in ("1", "true", "yes", "on")  # noqa: E731
+        try:
+            mapping = json.loads(request.form.get("mapping") or "{}")
+            batch = importer.create_batch(file.stream, file.filename, g.user, dry_run=flag("dry_run"),
+                                          mapping=mapping, template=request.form.get("template") or None,
+                                          **_options(request.form))
+        except importer.ImportRefused as exc:
+            return self.response(422, **{"batch": None, "status": "rejected", "errors": [importer.render(exc.as_error())]})
+        except ValueError:
+            return self.response_400(message=_("mapping must be a JSON object {header: field}."))
+        if flag("async"):
+            importer.start(batch, batch.dry_run)
+            return self.response(202, batch=batch.id, status=db.session.get(ImportBatch, batch.id).status)
+        return self.response(200, **importer.run_batch(batch.id))
+
+    @expose("/batches/<int:pk>", methods=["GET"])
+    @protect()
+    def get_batch(self, pk: int):
+        batch = _batch(pk)
+        return self.response(200, **importer.report(batch), progress=importer.get_progress(batch.id))
+
+    @expose("/batches/<int:pk>/cancel", methods=["POST"])
+    @protect()
+    def cancel(self, pk: int):
+        batch = _batch(pk)
+        importer.request_cancel(batch)
+        return self.response(200, batch=batch.id, status=batch.status)
+
+    @expose("/batches/<int:pk>/undo", methods=["POST"])
+    @protect()
+    def undo(self, pk: int):
+        batch = _batch(pk)
+        if not importer.may_undo(batch, g.user):
+            return self.response(403, message=_("Only the importer's supervisor or an admin can undo this import."))
+        return self.response(200, **importer.undo_batch(batch, g.user))

@@ -1,0 +1,59 @@
+"""The import wizard in a real browser: upload, correct the mapping, check, see the problems,
+confirm, follow the progress, read the report, undo. Screenshots in tests/artifacts/."""
+from __future__ import annotations
+
+import uuid
+
+import xlsxwriter
+
+from conftest import ADMIN_PASSWORD
+from e2e.test_browser import assert_page_ok, browser, demo_data, log_in, new_page, open_menu, shot  # noqa: F401
+
+
+def test_import_wizard(live_server, new_page, tmp_path):
+    good, bad = f"向导客户{uuid.uuid4().hex[:6]}", f"向导客户{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "客户清单.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("客户")
+    for r, row in enumerate([["客户名称", "联系电话", "邮箱", "身高"], [good, "13912345678", "g@example.com", "180"],
+                             [bad, "13912345679", "不是邮箱", "175"]]):
+        ws.write_row(r, 0, row)
+    wb.close()
+
+    page = new_page()
+    log_in(page, live_server, "admin", ADMIN_PASSWORD)
+    open_menu(page, "客户管理", "导入客户")
+    assert "下载导入模板" in assert_page_ok(page)
+    page.set_input_files("#upload-form input[type=file]", str(path))
+    page.locator("#upload-form button[type=submit]").click()
+    page.wait_for_load_state("networkidle")
+    text = assert_page_ok(page)
+    assert "列映射" in text and "表头在第 1 行；共 2 行数据" in text
+    assert page.locator("select[name=map_1]").input_value() == "contact_phone"  # 联系电话 recognised
+    assert page.locator("select[name=map_3]").input_value() == ""  # 身高: not recognised, the user decides
+    page.select_option("select[name=map_3]", "-")
+    page.select_option("select[name=mode]", "valid")
+    shot(page, "import-1-mapping")
+    page.locator("#check-button").click()
+    page.wait_for_selector("#confirm-button", timeout=60_000)
+    text = assert_page_ok(page)
+    assert "“不是邮箱”不是电子邮件地址" in text and "已检查" in text
+    assert page.locator("#error-workbook").count() == 1
+    shot(page, "import-2-checked")
+    page.locator("#confirm-button").click()
+    page.wait_for_selector("#undo-button", timeout=60_000)  # the progress bar reloads the page when done
+    text = assert_page_ok(page)
+    assert "已导入" in text and page.locator("#rows-created").inner_text() == "1"
+    shot(page, "import-3-done")
+
+    page.goto(f"{live_server}/customermodelview/list/?_flt_2_name={good}")
+    assert good in assert_page_ok(page) and bad not in visible(page)
+    page.go_back()
+    page.locator("#undo-button").click()
+    page.wait_for_load_state("networkidle")
+    assert "已撤销" in assert_page_ok(page)
+    shot(page, "import-4-undone")
+
+
+def visible(page) -> str:
+    return page.locator("body").inner_text()
