@@ -577,3 +577,30 @@ def test_worker_killed_mid_import_leaves_nothing_and_rerun_is_safe(app, rq_worke
 
         again = run_batch(batch_id)  # a third run changes nothing
     assert (again["status"], again["rows_created"]) == ("done", n) and count_prefix(app, prefix) == (n, n)
+
+
+def test_imported_customers_are_searchable_and_guarded_like_form_saves(app, tmp_path):
+    """The import writes in bulk, past the model's listeners: its rows must still get the search
+    keys (name pieces, pinyin, phone's last four) and the unique guards a form save gets."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Customer
+    from app.services.search import text_match_ids
+
+    import random
+
+    tail = uuid.uuid4().int % 10**4
+    letters = {"东": "d", "南": "n", "西": "x", "北": "b", "春": "c", "夏": "x", "秋": "q", "冬": "d"}
+    middle = "".join(random.choice(list(letters)) for _ in range(5))
+    name = f"翠湖{middle}科技有限公司"
+    initials = "ch" + "".join(letters[c] for c in middle) + "kj"
+    phone = f"1370000{tail:04d}"
+    report = run_import(app, csv_file(tmp_path / "s.csv", [["客户名称", "联系人", "手机"], [name, "赵敏", phone]]))
+    assert report["status"] == "done", report
+    with app.app_context():
+        cid = db.session.scalar(select(Customer.id).where(Customer.name == name))
+        for q in ("翠湖", "cuihu", initials, phone[-4:]):
+            assert cid in set(db.session.scalars(text_match_ids(q))), q
+        row = db.session.get(Customer, cid)
+        assert row.unique_name_key == row.name_key and row.name_pinyin.startswith("cuihu")

@@ -89,15 +89,27 @@ class Contact(AuditMixin, Model):
         return self.name
 
 
+def customer_keys(name: str | None, credit_code: str | None, person: bool) -> dict:
+    """The derived columns of a customer (dedupe keys, their unique guards, search keys), for the
+    listeners below and for bulk writers (imports) that bypass them."""
+    name_key = normalise_name(name) or None
+    code = normalise_credit_code(credit_code) or None
+    pinyin, initials = pinyin_keys(name)
+    return {"name_key": name_key, "credit_code": code, "unique_name_key": None if person else name_key,
+            "unique_credit_code": code, "name_pinyin": pinyin, "name_initials": initials}
+
+
+def contact_keys(phone: str | None) -> dict:
+    key = normalise_phone(phone) or None
+    return {"phone_key": key, "phone_last4": key[-4:] if key and len(key) >= 4 else None}
+
+
 @event.listens_for(Customer, "before_insert")
 @event.listens_for(Customer, "before_update")
 def _customer_keys(mapper, connection, target: Customer) -> None:  # noqa: ARG001
-    """Every ORM write keeps the dedupe keys in step with what they are made of."""
-    target.name_key = normalise_name(target.name) or None
-    target.credit_code = normalise_credit_code(target.credit_code) or None
-    target.unique_name_key = None if _is_person(connection, target) else target.name_key
-    target.unique_credit_code = target.credit_code
-    target.name_pinyin, target.name_initials = pinyin_keys(target.name)
+    """Every ORM write keeps the derived keys in step with what they are made of."""
+    for column, value in customer_keys(target.name, target.credit_code, _is_person(connection, target)).items():
+        setattr(target, column, value)
 
 
 def _is_person(connection, target: Customer) -> bool:
@@ -128,5 +140,5 @@ def _customer_tokens(mapper, connection, target: Customer) -> None:  # noqa: ARG
 @event.listens_for(Contact, "before_insert")
 @event.listens_for(Contact, "before_update")
 def _contact_keys(mapper, connection, target: Contact) -> None:  # noqa: ARG001
-    target.phone_key = normalise_phone(target.phone) or None
-    target.phone_last4 = target.phone_key[-4:] if target.phone_key and len(target.phone_key) >= 4 else None
+    for column, value in contact_keys(target.phone).items():
+        setattr(target, column, value)

@@ -37,6 +37,7 @@ from sqlalchemy import insert, select, update
 
 from app.extensions import db
 from app.models import Contact, CrmUser, Customer, Department, DictionaryItem, FieldChange
+from app.models.customer import contact_keys, customer_keys
 from app.models.importing import ImportBatch, ImportItem, ImportTemplate
 from app.security.masking import PERSON_KIND
 from app.security.scopes import in_scope, policy_for, row_clause
@@ -46,6 +47,7 @@ from app.services.dedupe import (
 )
 from app.services.fields import N_, FieldSpec, customer_fields
 from app.services.numbering import next_numbers
+from app.services.search_keys import write_tokens
 
 MODES = ("all", "valid")
 UPDATE_BY = {None: None, "": None, "none": None, "no": "customer_no", "customer_no": "customer_no",
@@ -742,18 +744,20 @@ def _create(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelle
         part = prepared[start:start + CHUNK]
         numbers = next_numbers("customer", [SimpleNamespace(industry=None, region=None, **{
             "industry_id": c.get("industry_id"), "region_id": c.get("region_id")}) for _, c in part])
-        params = [{**base, **cols, "customer_no": no, "name_key": normalise_name(cols.get("name")) or None,
-                   "credit_code": cols.get("credit_code") or None, "archived": False,
+        params = [{**base, **cols, "customer_no": no, "archived": False,
+                   **customer_keys(cols.get("name"), cols.get("credit_code"), _is_person(r)),
                    "total_amount": cols.get("total_amount"),
                    "created_on": now, "changed_on": now, "created_by_fk": user.id, "changed_by_fk": user.id}
-                  for (_, cols), no in zip(part, numbers)]
+                  for (r, cols), no in zip(part, numbers)]
         ids = db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), params).scalars().all()
+        write_tokens(db.session.connection(), [(cid, p["name"], p["name_initials"]) for cid, p in zip(ids, params)],
+                     fresh=True)  # search tokens, as the model listeners write them for single saves
         contacts = []
         for (r, cols), cid in zip(part, ids):
             if any(r.values.get(k) for k in ("contact_name", "contact_phone", "contact_email")):
                 phone = r.values.get("contact_phone")
                 contacts.append({"customer_id": cid, "name": r.values.get("contact_name") or cols.get("name"),
-                                 "title": None, "phone": phone, "phone_key": normalise_phone(phone) or None,
+                                 "title": None, "phone": phone, **contact_keys(phone),
                                  "email": r.values.get("contact_email"), "im_account": None, "preference": None,
                                  "is_primary": True, "created_on": now, "changed_on": now,
                                  "created_by_fk": user.id, "changed_by_fk": user.id})
