@@ -38,6 +38,10 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Delete expired login sessions")),
         PeriodicJob("job_history_cleanup", "app.jobs.runner:purge_job_history", 86400,
                     _l("Delete job run records older than 90 days")),
+        PeriodicJob("feedback_mail", "app.services.mail_intake:read_mailbox", 300,
+                    _l("Read the feedback mailbox (IMAP) into feedback")),
+        PeriodicJob("satisfaction_followup", "app.services.satisfaction:send_due_surveys", 900,
+                    _l("Send satisfaction links for feedback resolved in the last 24 hours")),
     ]
 }
 

@@ -11,3 +11,6 @@ from app.models.access import RevealLog, RolePolicy  # noqa: F401
 from app.models.history import FieldChange  # noqa: F401
 
 import app.services.history  # noqa: E402,F401  (the session listeners that record field history)
+from app.models.feedback import (  # noqa: E402,F401
+    Feedback, FeedbackKeyword, FeedbackNote, FeedbackRule, PublicChallenge, Revisit, Survey,
+)

@@ -142,7 +142,8 @@ register_target("customer", _l("Customer"), {
 register_target("ticket", _l("Service ticket"), {
     "parent": _PARENT, "type": Segment(_l("Ticket type code"), _dict_code("type"), _dict_example("ticket_type", "repair"))})
 register_target("feedback", _l("Feedback"), {
-    "parent": _PARENT, "type": Segment(_l("Feedback type code"), _dict_code("type"), _dict_example("feedback_type", "complaint"))})
+    "parent": _PARENT, "type": Segment(_l("Feedback type code"), _dict_code("type"), _dict_example("feedback_type", "complaint"))},
+    number_attr=("Feedback", "feedback_no"))
 register_target("service_record", _l("Service record"), {"parent": _PARENT})
 
 # Built-in patterns, the same as seeds/numbering.yaml: used while a rule is missing or inactive.
@@ -440,9 +441,10 @@ def protect_number(model, attr: str) -> None:
 
 
 def _protect_registered() -> None:
-    from app.models import Customer
+    from app.models import Customer, Feedback
 
     protect_number(Customer, "customer_no")
+    protect_number(Feedback, "feedback_no")
 
 
 _protect_registered()

@@ -18,7 +18,7 @@ from flask import current_app
 
 from app.extensions import appbuilder, db
 from app.models import (
-    Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord, Tag, TagDimension,
+    Department, DictionaryItem, DictionaryType, FeedbackRule, NumberingRule, SeedRecord, Tag, TagDimension,
 )
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "seeds"
@@ -322,7 +322,31 @@ def _parse_tag_dimensions(doc: dict, rel: str, problems: _Problems, ctx: dict) -
     return out
 
 
+def _parse_feedback_rules(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    from app.models.feedback import RULE_KINDS
+
+    out = []
+    for rec, line in _records(doc):
+        r = _fields(rec, rel, problems, ("key", "kind", "code", "name", "keywords"),
+                    ("role_name", "promise_hours", "sort", "active"), line)
+        if not r:
+            continue
+        where = f"{rel}:{r[LINE]}"
+        if r["kind"] not in RULE_KINDS:
+            problems.add(where, f"kind 只能是 {'、'.join(RULE_KINDS)}", f"kind must be one of {', '.join(RULE_KINDS)}")
+            continue
+        hours = r.get("promise_hours")
+        if hours is not None and (not isinstance(hours, int) or isinstance(hours, bool) or hours < 1):
+            problems.add(where, "promise_hours 必须是正整数", "promise_hours must be a positive whole number")
+            continue
+        values = {k: r.get(k) for k in ("key", "kind", "code", "name", "role_name", "promise_hours")}
+        values.update(keywords=str(r["keywords"]), sort=r.get("sort", 0), active=r.get("active", True))
+        out.append(_Record("feedback_rule", r["key"], values, where, r.get("noupdate", doc.get("noupdate", False))))
+    return out
+
+
 PARSERS: dict[str, Callable[..., list[_Record]]] = {
+    "feedback_rule": _parse_feedback_rules,
     "department": _parse_departments,
     "dictionary_type": _parse_dictionaries,
     "role": _parse_roles,
@@ -399,6 +423,7 @@ WRITERS = {
     "numbering_rule": (NumberingRule, _apply_simple(NumberingRule)),
     "tag_dimension": (TagDimension, _apply_simple(TagDimension)),
     "tag": (Tag, _apply_tag),
+    "feedback_rule": (FeedbackRule, _apply_simple(FeedbackRule)),
 }
 
 

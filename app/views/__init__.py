@@ -1,6 +1,7 @@
 """FAB views and REST APIs. Views declare; services decide and commit."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_appbuilder import AppBuilder
 from flask_babel import lazy_gettext as _l
 
@@ -18,6 +19,11 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.org import DepartmentModelView
     from app.views.system import SystemStatusView
     from app.services.reach import reach_warning
+    from app.views.feedback import (
+        FeedbackApi, FeedbackModelView, FeedbackNoteModelView, FeedbackProblemsView, FeedbackRuleModelView,
+        RevisitModelView, SurveyModelView,
+    )
+    from app.views import public
 
     appbuilder.app.jinja_env.globals["reach_warning"] = reach_warning  # the customer page's banner
 
@@ -34,6 +40,16 @@ def register_views(appbuilder: AppBuilder) -> None:
                         category=crm, category_label=crm_l)
     appbuilder.add_view(InteractionModelView, "Interactions", label=_l("Interactions"),
                         icon="fa-comments", category=crm, category_label=crm_l)
+    fb, fb_l = "Feedback", _l("Feedback")
+    appbuilder.add_view_no_menu(FeedbackNoteModelView)
+    appbuilder.add_view(FeedbackModelView, "Feedback List", label=_l("Feedback List"), icon="fa-comment",
+                        category=fb, category_label=fb_l, category_icon="fa-commenting")
+    appbuilder.add_view(RevisitModelView, "Revisits", label=_l("Revisits"), icon="fa-phone-square",
+                        category=fb, category_label=fb_l)
+    appbuilder.add_view(SurveyModelView, "Satisfaction Follow-ups", label=_l("Satisfaction Follow-ups"),
+                        icon="fa-smile-o", category=fb, category_label=fb_l)
+    appbuilder.add_view(FeedbackProblemsView, "Frequent Problems", label=_l("Frequent Problems"),
+                        icon="fa-bar-chart", category=fb, category_label=fb_l)
     appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
                         icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
     appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
@@ -50,12 +66,17 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-filter", category=cfg, category_label=cfg_l)
     appbuilder.add_view(RevealLogModelView, "Full Contact Views", label=_l("Full Contact Views"),
                         icon="fa-eye", category=cfg, category_label=cfg_l)
+    appbuilder.add_view(FeedbackRuleModelView, "Feedback Rules", label=_l("Feedback Rules"),
+                        icon="fa-filter", category=cfg, category_label=cfg_l)
     appbuilder.add_view(SystemStatusView, "System Status", label=_l("System Status"),
                         icon="fa-heartbeat", category=cfg, category_label=cfg_l)
     appbuilder.add_api(CustomerApi)
     appbuilder.add_api(ContactApi)
     appbuilder.add_api(CustomerHistoryApi)
     appbuilder.add_api(CustomerTagApi)
+    appbuilder.add_api(FeedbackApi)
+    app = current_app._get_current_object()
+    public.init_app(app, appbuilder.sm.limiter if app.config.get("RATELIMIT_ENABLED") else None)
     _order_related_tabs(appbuilder)
 
 

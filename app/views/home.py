@@ -8,7 +8,7 @@ from flask_appbuilder import IndexView, expose
 from sqlalchemy import func
 
 from app.extensions import db
-from app.models import Customer, Interaction
+from app.models import Customer, Feedback, Interaction, Revisit
 from app.security.scopes import row_clause
 
 
@@ -33,4 +33,10 @@ class CrmIndexView(IndexView):
                         (Customer.last_contact_at.is_(None)) | (Customer.last_contact_at < datetime.utcnow() - timedelta(days=30)))
                 .scalar(),
             }
-        return self.render_template(self.index_template, appbuilder=self.appbuilder, stats=stats)
+            stats["my_feedback"] = db.session.query(func.count(Feedback.id)).filter(
+                Feedback.handler_id == user.id, Feedback.status.in_(("pending", "processing"))).scalar()
+            revisits = (db.session.query(Revisit).filter(Revisit.assignee_id == user.id, Revisit.done_at.is_(None))
+                        .order_by(Revisit.due_at).limit(20).all())
+        else:
+            revisits = []
+        return self.render_template(self.index_template, appbuilder=self.appbuilder, stats=stats, revisits=revisits)
