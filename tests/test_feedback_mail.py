@@ -134,4 +134,4 @@ def test_mailbox_job_does_nothing_without_settings(app):
     from app.services.mail_intake import read_mailbox
 
     with app.app_context():
-        assert read_mailbox() == {"skipped": 1}
+        assert read_mailbox() == {"configured": False}

@@ -50,10 +50,10 @@ def take(raw: bytes) -> Feedback | None:
 
 def read_mailbox() -> dict[str, int]:
     """The periodic job: every unseen message of CRM_IMAP_FOLDER becomes a feedback and is
-    marked seen. Does nothing while CRM_IMAP_HOST is unset."""
+    marked seen. Does nothing (answers {"configured": false}) while CRM_IMAP_HOST is unset."""
     cfg = current_app.config
     if not cfg.get("CRM_IMAP_HOST"):
-        return {"skipped": 1}
+        return {"configured": False}
     cls = imaplib.IMAP4_SSL if cfg["CRM_IMAP_SSL"] else imaplib.IMAP4
     taken = seen = 0
     with cls(cfg["CRM_IMAP_HOST"], cfg["CRM_IMAP_PORT"], timeout=30) as imap:
