@@ -101,7 +101,7 @@ def classify(text: str) -> tuple[Match, Match]:
             _best([r for r in rules if r.kind == "attribute"], tokens))
 
 
-def _type_item(code: str | None) -> DictionaryItem | None:
+def type_item(code: str | None) -> DictionaryItem | None:
     code = code or current_app.config["CRM_FEEDBACK_DEFAULT_TYPE"]
     return db.session.query(DictionaryItem).filter_by(type_key="feedback_type", code=code).first()
 
@@ -183,7 +183,7 @@ def prepare(fb: Feedback, channel: str) -> str:
     fb.matched_words = "、".join(kind.words + [w for w in attr.words if w not in kind.words])[:500] or None
     fb.confidence = kind.confidence
     if fb.type is None and fb.type_id is None:
-        fb.type = _type_item(fb.auto_type_code)
+        fb.type = type_item(fb.auto_type_code)
     fb.type_corrected = fb.type is not None and fb.type.code != fb.auto_type_code
     fb.keywords = [FeedbackKeyword(word=w[:50]) for w in dict.fromkeys(kind.words + attr.words)]
     fb.feedback_no = next_number("feedback", fb)

@@ -14,7 +14,6 @@ from app.extensions import db
 from app.models import Customer, Feedback, FeedbackNote, FeedbackRule, Revisit, Survey
 from app.models.dictionary import choices_of
 from app.models.feedback import RULE_KINDS, STATUSES
-from app.security.masking import mask_person_name
 from app.security.scopes import (
     FEEDBACK_SCOPE, SUBJECT_SCOPE, OutOfScopeError, feedback_clause, require_in_scope,
 )
@@ -124,7 +123,7 @@ class FeedbackModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
     order_columns = ["feedback_no", "submitted_at", "promised_date", "status"]
     base_order = ("submitted_at", "desc")
     label_columns = LABELS
-    formatters_columns = {**FORMATTERS, "auto_type_code": lambda c: str(svc._type_item(c) or c or "")}
+    formatters_columns = {**FORMATTERS, "auto_type_code": lambda c: str(svc.type_item(c) or c or "")}
     add_form_extra_fields = {"customer_no": StringField(_l("Customer No."), validators=[Optional(), Length(max=40)],
                                                         description=_l("Leave empty for an unknown sender."))}
     edit_form_extra_fields = {"status": SelectField(_l("Status"), choices=_STATUS_CHOICES)}
@@ -271,7 +270,7 @@ class FeedbackProblemsView(BaseView):
                                       feedback_clause())
         return self.render_template("crm/feedback_problems.html", title=_l("Frequent Problems"), figures=figures,
                                     since=since, until=until,
-                                    type_names={c["code"]: str(svc._type_item(c["code"]) or c["code"])
+                                    type_names={c["code"]: str(svc.type_item(c["code"]) or c["code"])
                                                 for c in figures["corrections"]})
 
 
@@ -331,7 +330,3 @@ class FeedbackApi(ScopedApiMixin, ModelRestApi):
                                                        choices=", ".join(STATUSES))})
         svc.on_update(item)
 
-
-def handler_display(fb: Feedback) -> str:
-    """The handler as the customer sees them (masked)."""
-    return mask_person_name(str(fb.handler) if fb.handler else "")
