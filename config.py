@@ -128,6 +128,24 @@ class Config:
     CRM_IMPORT_MAX_MB = float(os.environ.get("CRM_IMPORT_MAX_MB", "50"))
     CRM_IMPORT_MAX_UNZIPPED_MB = float(os.environ.get("CRM_IMPORT_MAX_UNZIPPED_MB", "500"))
 
+    # Customer feedback (README 客户反馈 / 公开页面 / 满意度回访).
+    CRM_FEEDBACK_DEFAULT_TYPE = os.environ.get("CRM_FEEDBACK_DEFAULT_TYPE", "consult")  # when no rule matches
+    CRM_FEEDBACK_DEFAULT_ATTRIBUTE = os.environ.get("CRM_FEEDBACK_DEFAULT_ATTRIBUTE", "service")
+    CRM_FEEDBACK_FALLBACK_ROLE = os.environ.get("CRM_FEEDBACK_FALLBACK_ROLE", "客服部主管")  # nobody holds the rule's role
+    CRM_FEEDBACK_PROMISE_HOURS = int(os.environ.get("CRM_FEEDBACK_PROMISE_HOURS", "72"))
+    CRM_PUBLIC_RATE_LIMIT = os.environ.get("CRM_PUBLIC_RATE_LIMIT", "10 per minute")  # public form posts
+    CRM_PUBLIC_LOOKUP_LIMIT = os.environ.get("CRM_PUBLIC_LOOKUP_LIMIT", "5 per 10 minutes")  # wrong look-ups
+    CRM_SURVEY_VALID_HOURS = int(os.environ.get("CRM_SURVEY_VALID_HOURS", "168"))
+    CRM_REVISIT_ROLE = os.environ.get("CRM_REVISIT_ROLE", "客服部主管")
+    CRM_PUBLIC_URL = os.environ.get("CRM_PUBLIC_URL", "").strip() or None  # e.g. https://crm.example.com
+    CRM_MAIL_FROM = os.environ.get("CRM_MAIL_FROM", "crm@localhost")
+    CRM_IMAP_HOST = os.environ.get("CRM_IMAP_HOST", "").strip() or None  # unset: no mail intake
+    CRM_IMAP_PORT = int(os.environ.get("CRM_IMAP_PORT", "993"))
+    CRM_IMAP_SSL = _flag("CRM_IMAP_SSL", "1")
+    CRM_IMAP_USER = os.environ.get("CRM_IMAP_USER", "")
+    CRM_IMAP_PASSWORD = os.environ.get("CRM_IMAP_PASSWORD", "")
+    CRM_IMAP_FOLDER = os.environ.get("CRM_IMAP_FOLDER", "INBOX")
+
 
 class TestConfig(Config):
     TESTING = False  # keep production error handling: tests check what users see

@@ -14,6 +14,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)  # a real IMAP server for the feedback mailbox test
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"

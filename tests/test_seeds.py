@@ -18,7 +18,8 @@ INDUSTRY = dict(zip("ABCDEFGHIJKLMNOPQRST", [
     "教育", "卫生和社会工作", "文化、体育和娱乐业", "公共管理、社会保障和社会组织", "国际组织"]))
 ROLES = {"admin": "管理员", "sales_staff": "销售部普通员工", "sales_supervisor": "销售部主管",
          "service_staff": "客服部普通员工", "service_supervisor": "客服部主管",
-         "analytics_staff": "数据分析部普通员工", "analytics_supervisor": "数据分析部主管"}
+         "analytics_staff": "数据分析部普通员工", "analytics_supervisor": "数据分析部主管",
+         "product_manager": "产品经理"}
 PROBLEM = re.compile(r"^seeds/[\w/.-]+:\d+: (?=.*[\u4e00-\u9fff]).+ / [A-Za-z].+$")
 
 
@@ -75,7 +76,7 @@ def test_seed_content(app):
         assert {d.name for d in db.session.query(Department)} >= {"销售部", "客服部", "数据分析部"}
         assert {k: seeded_role(k).name for k in ROLES} == ROLES
         assert seeded_role("sales_staff").permissions, "department roles come with their permission matrix"
-        assert db.session.query(SeedRecord).filter_by(kind="role").count() == 7
+        assert db.session.query(SeedRecord).filter_by(kind="role").count() == 8
         types = {t.key for t in db.session.query(DictionaryType)}
         assert {"industry", "customer_kind", "customer_type", "customer_level", "customer_scale",
                 "customer_source", "region", "interaction_kind", "interaction_result"} <= types
@@ -280,7 +281,7 @@ def test_demo_data_is_generated_once_per_number(app):
             assert customer.name and customer.customer_no
             assert db.session.query(Contact).filter_by(customer_id=cid).count() >= 1
         assert db.session.query(Interaction).count() - interactions0 == demo["interactions"] > 0
-        assert len(demo["demo_users"]) == 7
+        assert len(demo["demo_users"]) == 8
         for username in demo["demo_users"]:
             user = appbuilder.sm.find_user(username=username)
             assert user is not None and user.department is not None and user.roles

@@ -50,6 +50,10 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Remind owners of customers whose contact info has not been updated for 30 days")),
         PeriodicJob("sla_check", "app.services.sla:run_sla_check", 300,
                     _l("Warn ticket handlers before an SLA deadline and escalate breaches to the supervisor")),
+        PeriodicJob("feedback_mail", "app.services.mail_intake:read_mailbox", 300,
+                    _l("Read the feedback mailbox (IMAP) into feedback")),
+        PeriodicJob("satisfaction_followup", "app.services.satisfaction:send_due_surveys", 900,
+                    _l("Send satisfaction links for feedback resolved in the last 24 hours")),
     ]
 }
 

@@ -23,3 +23,6 @@ from app.models.search import CustomerToken, SavedFilter  # noqa: F401
 from app.models.importing import ImportBatch, ImportItem, ImportTemplate  # noqa: F401
 
 import app.services.history  # noqa: E402,F401  (the session listeners that record field history)
+from app.models.feedback import (  # noqa: E402,F401
+    Feedback, FeedbackKeyword, FeedbackNote, FeedbackRule, PublicChallenge, Revisit, Survey,
+)

@@ -21,6 +21,7 @@ PERMISSION, VIEW_MENU = "can_view_full_contact", "ContactInfo"
 MASKED_FIELDS: dict[str, dict[str, str]] = {
     "contact": {"phone": "phone", "email": "email", "im_account": "account"},
     "customer": {"credit_code": "id_number"},  # only for individuals (kind 'person')
+    "feedback": {"phone": "phone", "email": "email"},
 }
 PERSON_KIND = "person"
 
@@ -73,6 +74,18 @@ def mask_account(value: str | None) -> str | None:
     if not value:
         return value
     return f"{value[:1]}***{value[-1:]}" if len(value) > 2 else "*" * len(value)
+
+
+def mask_person_name(value: str | None) -> str:
+    """A staff name as customers see it: the surname and stars (张* 欧阳** by length), or the
+    first letter and stars for Latin names."""
+    if not value:
+        return ""
+    value = value.strip()
+    if any("\u4e00" <= ch <= "\u9fff" for ch in value):
+        keep = 2 if len(value) >= 4 else 1
+        return value[:keep] + "*" * max(1, len(value) - keep)
+    return value[:1] + "***"
 
 
 _MASKERS = {"phone": mask_phone, "email": mask_email, "id_number": mask_id_number, "account": mask_account}

@@ -236,6 +236,51 @@ class HistoryScopeFilter(BaseFilter):
 HISTORY_SCOPE = [["id", HistoryScopeFilter, None]]
 
 
+def feedback_clause(policy: Policy | None = None):
+    """Feedback: those of customers in scope (all of them, unknown senders included, for the
+    'all' scope), plus those handled by the user."""
+    from app.models import Feedback
+
+    policy = policy or current_policy()
+    return or_(row_clause(Feedback, policy), Feedback.handler_id == policy.user_id) if policy.user_id else row_clause(Feedback, policy)
+
+
+def subject_clause(model: type, policy: Policy | None = None):
+    """Surveys and revisits follow their subject's scope (and a revisit its assignee)."""
+    from app.models import Feedback
+
+    clause = (model.subject_kind == "feedback") & model.subject_id.in_(
+        select(Feedback.id).where(feedback_clause(policy)))
+    policy = policy or current_policy()
+    if hasattr(model, "assignee_id") and policy.user_id:
+        clause = or_(clause, model.assignee_id == policy.user_id)
+    return clause
+
+
+class FeedbackScopeFilter(BaseFilter):
+    """Feedback in scope; for a model with a feedback_id (progress notes): its feedback's scope."""
+
+    name = "feedback scope"
+
+    def apply(self, query, value):  # noqa: ARG002
+        from app.models import Feedback
+
+        if self.model is Feedback:
+            return query.filter(feedback_clause())
+        return query.filter(self.model.feedback_id.in_(select(Feedback.id).where(feedback_clause())))
+
+
+class SubjectScopeFilter(BaseFilter):
+    name = "subject scope"
+
+    def apply(self, query, value):  # noqa: ARG002
+        return query.filter(subject_clause(self.model))
+
+
+FEEDBACK_SCOPE = [["id", FeedbackScopeFilter, None]]
+SUBJECT_SCOPE = [["id", SubjectScopeFilter, None]]
+
+
 class OutOfScopeError(Exception):
     """A write that would put (or find) a record outside the user's row scope."""
 

@@ -27,6 +27,7 @@ DEMO_USERS = [  # username, first, last, role key, department key
     ("liuqiang", "强", "刘", "service_supervisor", "service"),
     ("zhaomin", "敏", "赵", "analytics_staff", "analytics"),
     ("sunlei", "磊", "孙", "analytics_supervisor", "analytics"),
+    ("zhoujie", "杰", "周", "product_manager", "sales"),
 ]
 
 

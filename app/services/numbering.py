@@ -143,7 +143,8 @@ register_target("ticket", _l("Service ticket"), {
     "parent": _PARENT, "type": Segment(_l("Ticket type code"), _dict_code("type"), _dict_example("ticket_type", "repair"))},
     number_attr=("Ticket", "ticket_no"))
 register_target("feedback", _l("Feedback"), {
-    "parent": _PARENT, "type": Segment(_l("Feedback type code"), _dict_code("type"), _dict_example("feedback_type", "complaint"))})
+    "parent": _PARENT, "type": Segment(_l("Feedback type code"), _dict_code("type"), _dict_example("feedback_type", "complaint"))},
+    number_attr=("Feedback", "feedback_no"))
 register_target("service_record", _l("Service record"), {"parent": _PARENT},
                 number_attr=("ServiceRecord", "service_no"))
 
@@ -473,11 +474,12 @@ def protect_number(model, attr: str) -> None:
 
 
 def _protect_registered() -> None:
-    from app.models import Customer, ServiceRecord, Ticket
+    from app.models import Customer, Feedback, ServiceRecord, Ticket
 
     protect_number(Customer, "customer_no")
     protect_number(Ticket, "ticket_no")
     protect_number(ServiceRecord, "service_no")
+    protect_number(Feedback, "feedback_no")
 
 
 _protect_registered()

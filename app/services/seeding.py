@@ -18,8 +18,8 @@ from flask import current_app
 
 from app.extensions import appbuilder, db
 from app.models import (
-    AssignmentRule, Cadence, Department, DictionaryItem, DictionaryType, NumberingRule, SeedRecord, SlaPolicy,
-    Tag, TagDimension, Team, WorkCalendar,
+    AssignmentRule, Cadence, Department, DictionaryItem, DictionaryType, FeedbackRule, NumberingRule, SeedRecord,
+    SlaPolicy, Tag, TagDimension, Team, WorkCalendar,
 )
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "seeds"
@@ -503,8 +503,32 @@ def _apply_service(model):
     return apply
 
 
+def _parse_feedback_rules(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_Record]:
+    from app.models.feedback import RULE_KINDS
+
+    out = []
+    for rec, line in _records(doc):
+        r = _fields(rec, rel, problems, ("key", "kind", "code", "name", "keywords"),
+                    ("role_name", "promise_hours", "sort", "active"), line)
+        if not r:
+            continue
+        where = f"{rel}:{r[LINE]}"
+        if r["kind"] not in RULE_KINDS:
+            problems.add(where, f"kind 只能是 {'、'.join(RULE_KINDS)}", f"kind must be one of {', '.join(RULE_KINDS)}")
+            continue
+        hours = r.get("promise_hours")
+        if hours is not None and (not isinstance(hours, int) or isinstance(hours, bool) or hours < 1):
+            problems.add(where, "promise_hours 必须是正整数", "promise_hours must be a positive whole number")
+            continue
+        values = {k: r.get(k) for k in ("key", "kind", "code", "name", "role_name", "promise_hours")}
+        values.update(keywords=str(r["keywords"]), sort=r.get("sort", 0), active=r.get("active", True))
+        out.append(_Record("feedback_rule", r["key"], values, where, r.get("noupdate", doc.get("noupdate", False))))
+    return out
+
+
 PARSERS: dict[str, Callable[..., list[_Record]]] = {
     "cadence": _parse_cadences,
+    "feedback_rule": _parse_feedback_rules,
     "department": _parse_departments,
     "dictionary_type": _parse_dictionaries,
     "role": _parse_roles,
@@ -613,6 +637,7 @@ WRITERS = {
     "tagging_rule": (None, _apply_tagging_rule),
     **{kind: (model, _apply_service(model)) for kind, model in (
         ("work_calendar", WorkCalendar), ("sla_policy", SlaPolicy), ("team", Team), ("assignment_rule", AssignmentRule))},
+    "feedback_rule": (FeedbackRule, _apply_simple(FeedbackRule)),
 }
 
 

@@ -22,6 +22,11 @@ def register_views(appbuilder: AppBuilder) -> None:
     from app.views.system import SystemStatusView
     from app.views.export import ExportLogModelView, MyExportsView
     from app.services.reach import reach_warning
+    from app.views.feedback import (
+        FeedbackApi, FeedbackModelView, FeedbackNoteModelView, FeedbackProblemsView, FeedbackRuleModelView,
+        RevisitModelView, SurveyModelView,
+    )
+    from app.views import public
 
     current_app.jinja_env.globals["reach_warning"] = reach_warning  # the customer page's banner
     from app.views.followup import (
@@ -84,6 +89,16 @@ def register_views(appbuilder: AppBuilder) -> None:
         appbuilder.add_view(view, name, label=label, icon=icon, category=svc, category_label=svc_l)
     appbuilder.add_view(ImportView, "Import Customers", label=_l("Import Customers"), icon="fa-upload",
                         category=crm, category_label=crm_l)
+    fb, fb_l = "Feedback", _l("Feedback")
+    appbuilder.add_view_no_menu(FeedbackNoteModelView)
+    appbuilder.add_view(FeedbackModelView, "Feedback List", label=_l("Feedback List"), icon="fa-comment",
+                        category=fb, category_label=fb_l, category_icon="fa-commenting")
+    appbuilder.add_view(RevisitModelView, "Revisits", label=_l("Revisits"), icon="fa-phone-square",
+                        category=fb, category_label=fb_l)
+    appbuilder.add_view(SurveyModelView, "Satisfaction Follow-ups", label=_l("Satisfaction Follow-ups"),
+                        icon="fa-smile-o", category=fb, category_label=fb_l)
+    appbuilder.add_view(FeedbackProblemsView, "Frequent Problems", label=_l("Frequent Problems"),
+                        icon="fa-bar-chart", category=fb, category_label=fb_l)
     appbuilder.add_view(DepartmentModelView, "Departments", label=_l("Departments"),
                         icon="fa-sitemap", category=cfg, category_label=cfg_l, category_icon="fa-cogs")
     appbuilder.add_view(DictionaryTypeModelView, "Dictionaries", label=_l("Dictionaries"),
@@ -109,6 +124,8 @@ def register_views(appbuilder: AppBuilder) -> None:
                         icon="fa-eye", category=cfg, category_label=cfg_l)
     appbuilder.add_view(ExportLogModelView, "Export Log", label=_l("Export Log"), icon="fa-file-excel-o",
                         category=cfg, category_label=cfg_l)
+    appbuilder.add_view(FeedbackRuleModelView, "Feedback Rules", label=_l("Feedback Rules"),
+                        icon="fa-filter", category=cfg, category_label=cfg_l)
     appbuilder.add_view(SystemStatusView, "System Status", label=_l("System Status"),
                         icon="fa-heartbeat", category=cfg, category_label=cfg_l)
     appbuilder.add_api(CustomerApi)
@@ -121,6 +138,9 @@ def register_views(appbuilder: AppBuilder) -> None:
     appbuilder.add_api(ServiceRecordApi)
     appbuilder.add_api(LookupApi)
     appbuilder.add_api(ImportApi)
+    appbuilder.add_api(FeedbackApi)
+    app = current_app._get_current_object()
+    public.init_app(app, appbuilder.sm.limiter if app.config.get("RATELIMIT_ENABLED") else None)
     _order_related_tabs(appbuilder)
 
 

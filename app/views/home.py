@@ -8,7 +8,7 @@ from flask_appbuilder import IndexView, expose
 from sqlalchemy import func
 
 from app.extensions import db
-from app.models import Customer, Interaction
+from app.models import Customer, Feedback, Interaction, Revisit
 from app.security.scopes import row_clause
 from app.services.sla import service_stats
 
@@ -29,6 +29,10 @@ def overview_stats(user) -> dict:
         .scalar(),
     }
     stats.update(service_stats(user))  # my open tickets and SLA alerts
+    stats["my_feedback"] = db.session.query(func.count(Feedback.id)).filter(
+        Feedback.handler_id == user.id, Feedback.status.in_(("pending", "processing"))).scalar()
+    stats["revisits"] = (db.session.query(Revisit).filter(Revisit.assignee_id == user.id, Revisit.done_at.is_(None))
+                         .order_by(Revisit.due_at).limit(20).all())  # low satisfaction scores to call back
     return stats
 
 
