@@ -378,3 +378,48 @@ def test_staff_cannot_audit(app, make_user):
     c = app.test_client()
     login(c, make_user("sales_staff", "sales"), USER_PASSWORD)
     assert c.get("/tagaudit/").status_code in (302, 403)
+
+
+def test_rules_on_admin_defined_fields(app):
+    """Conditions over custom fields (values in Customer.extra): money at least, a choice among
+    values, a date older than N days, text contains — the same SQL on SQLite and PostgreSQL."""
+    from app.extensions import db
+    from app.models import Customer, DictionaryType
+    from app.models.custom_field import CustomField
+    from app.services.actor import as_system_user
+    from app.services.fields import customer_fields, set_custom_values
+    from app.services.tag_rules import condition_clause, condition_problems
+
+    tag = uuid.uuid4().hex[:6]
+    keys = {t: f"r{tag}_{t}" for t in ("money", "single_choice", "date", "text")}
+    with app.app_context(), as_system_user():
+        level = db.session.query(DictionaryType).filter_by(key="customer_level").one()
+        for t, key in keys.items():
+            db.session.add(CustomField(key=key, label_zh=f"规则{t}{tag}", field_type=t, category="business",
+                                       dictionary_type_id=level.id if t == "single_choice" else None))
+        db.session.commit()
+        codes = [i.code for i in level.items][:2]
+        specs = {s.key: s for s in customer_fields()}
+        old, new = (datetime.now() - timedelta(days=400)).date().isoformat(), datetime.now().date().isoformat()
+        values = {"big": ("650000.00", codes[0], old, "华东大区重点"), "small": ("9000.50", codes[1], new, "普通")}
+        ids = {}
+        for label, (money, choice, day, text) in values.items():
+            cid = make_customer(app, prefix=f"自定义规则{label}")
+            customer = db.session.get(Customer, cid)
+            set_custom_values(customer, {keys["money"]: money, keys["single_choice"]: choice,
+                                         keys["date"]: day, keys["text"]: text})
+            ids[label] = cid
+        db.session.commit()
+        assert all(k in specs for k in keys.values())
+
+        def matched(field, op, value):
+            assert not condition_problems(field, op, value, None), condition_problems(field, op, value, None)
+            clause = condition_clause(field, op, value, None, datetime.now())
+            found = set(db.session.scalars(db.select(Customer.id).where(clause, Customer.id.in_(ids.values()))))
+            return {label for label, cid in ids.items() if cid in found}
+
+        assert matched(keys["money"], ">=", "500000") == {"big"}
+        assert matched(keys["money"], "<", "10000") == {"small"}
+        assert matched(keys["single_choice"], "in", codes[1]) == {"small"}
+        assert matched(keys["date"], "older_than_days", "180") == {"big"}
+        assert matched(keys["text"], "contains", "重点") == {"big"}

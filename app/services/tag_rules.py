@@ -111,9 +111,6 @@ def condition_problems(field: str | None, operator: str | None, value, window_da
     if kind is None or kind not in OPS_BY_TYPE:
         add("field", gettext("Unknown or retired field \"%(field)s\": choose one from the list.", field=field))
         return problems
-    if spec is not None and spec.custom and not hasattr(Customer, "extra"):
-        add("field", gettext("Custom fields cannot be used in rules yet."))
-        return problems
     allowed = OPS_BY_TYPE[kind]
     if operator not in allowed:
         add("operator", gettext("Operator \"%(op)s\" is not allowed for this field; use one of: %(ops)s.",
@@ -202,6 +199,8 @@ def condition_clause(field: str, operator: str, value, window_days, now: datetim
         since = now - timedelta(days=int(text))
         if spec.type == "date":
             since = since.date()
+        if spec.custom:
+            since = since.isoformat()  # custom dates are ISO text inside Customer.extra
         return col < since if operator == "older_than_days" else col >= since
     if operator == "contains":
         if spec.type == "multi_choice":
