@@ -283,17 +283,21 @@ def test_cli_runs_reminder_jobs_once_each_even_concurrently(app, make_user):
     from app.extensions import db
     from app.models import Customer
 
+    from app.models import Contact
+
     me = make_user("sales_staff", "sales")
+    fresh = new_customer(app, me)  # old, but a contact's phone changed yesterday
     quiet = new_customer(app, me, level="A")  # A: remind after 14 days without contact
     stale = new_customer(app, me)
     recent = new_customer(app, me, level="A")
     with _system(app):
         db.session.get(Customer, quiet).last_contact_at = datetime.now() - timedelta(days=20)
         db.session.get(Customer, recent).last_contact_at = datetime.now() - timedelta(days=2)
+        db.session.add(Contact(customer_id=fresh, name="联系人", phone="13800138000"))
         db.session.commit()
         long_ago = datetime.now() - timedelta(days=40)
-        db.session.execute(Customer.__table__.update().where(Customer.id.in_([stale, quiet, recent]))
-                           .values(changed_on=long_ago))
+        db.session.execute(Customer.__table__.update().where(Customer.id.in_([stale, quiet, recent, fresh]))
+                           .values(created_on=long_ago))
         db.session.commit()
     for job in ("no_contact_reminders", "key_info_reminders"):
         procs = [subprocess.Popen(flask_cmd("crm", "jobs", "run", job), cwd=ROOT, env=subprocess_env(),
@@ -317,7 +321,7 @@ def test_reminders_show_on_the_owners_inbox_only_and_can_be_dismissed(app, clien
     mine, theirs = new_customer(app, me), new_customer(app, other)
     with _system(app):
         db.session.execute(Customer.__table__.update().where(Customer.id.in_([mine, theirs]))
-                           .values(changed_on=datetime.now() - timedelta(days=31)))
+                           .values(created_on=datetime.now() - timedelta(days=31)))
         db.session.commit()
     with _system(app):
         key_info_reminders()

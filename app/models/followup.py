@@ -56,6 +56,13 @@ class FollowupPlan(Model):
     active = Column(Boolean, nullable=False, default=True)
     created_on = Column(DateTime, nullable=False, default=datetime.utcnow)
 
+    @property
+    def cadence(self) -> int:
+        """Days between follow-ups, from the customer's level and this stage (never stored)."""
+        from app.services.followup import cadence_days
+
+        return cadence_days(self.customer, self.stage_id)
+
     def __repr__(self) -> str:
         return str(self.customer)
 

@@ -86,15 +86,15 @@ def no_contact_reminders() -> dict:
 
 
 def key_info_reminders() -> dict:
-    """Customers whose contact info (the customer or any contact) has not been updated for
-    CRM_KEY_INFO_STALE_DAYS days: a reminder to the owner, once per last update."""
+    """Customers whose contact info (their contacts' phones, e-mails, IM accounts...) has not been
+    updated for CRM_KEY_INFO_STALE_DAYS days (no contacts: counted from the customer's creation):
+    a reminder to the owner, once per last update. Other edits of the customer, such as the last
+    contact time an interaction moves, do not count."""
     t = now()
     cutoff = t - timedelta(days=int(current_app.config.get("CRM_KEY_INFO_STALE_DAYS", 30)))
     latest = (select(Contact.customer_id, func.max(Contact.changed_on).label("changed"))
               .group_by(Contact.customer_id).subquery())
-    last_update = func.coalesce(latest.c.changed, Customer.changed_on)
-    last_update = func.max(last_update, Customer.changed_on) if db.engine.dialect.name == "sqlite" \
-        else func.greatest(last_update, Customer.changed_on)
+    last_update = func.coalesce(latest.c.changed, Customer.created_on)
     ids = _insert(select(literal("key_info_stale"), Customer.id, Customer.owner_id, _period(last_update),
                          Customer.id, cast(null(), Integer), literal(t))
                   .select_from(Customer).outerjoin(latest, latest.c.customer_id == Customer.id)

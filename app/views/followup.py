@@ -21,7 +21,7 @@ from app.extensions import db
 from app.models import Cadence, FollowupPlan, Reminder, Task
 from app.models.dictionary import choices_of
 from app.security.scopes import ROW_SCOPE, current_policy, require_in_scope, row_clause
-from app.services.followup import cadence_days, complete_task, due_problem, now, schedule_next, task_saved
+from app.services.followup import complete_task, due_problem, now, schedule_next, task_saved
 from app.services.reminders import describe
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 
@@ -121,10 +121,6 @@ class FollowupPlanModelView(LocalizedValuesMixin, ModelView):
 
     def pre_update(self, item: FollowupPlan) -> None:
         require_in_scope(item.customer)
-
-
-# The cadence column of the plan list: computed from the customer's level and the plan's stage.
-FollowupPlan.cadence = property(lambda plan: cadence_days(plan.customer, plan.stage_id))
 
 
 class CadenceModelView(LocalizedValuesMixin, ModelView):
