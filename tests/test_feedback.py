@@ -362,7 +362,7 @@ def test_low_score_raises_a_revisit_for_the_supervisor(app, client, make_user, s
     sup = app.test_client()
     sup.environ_base["REMOTE_ADDR"] = "10.250.1.1"
     assert login(sup, supervisor, USER_PASSWORD).status_code == 302
-    home = sup.get("/").get_data(as_text=True)
+    home = sup.get("/", follow_redirects=True).get_data(as_text=True)
     assert 'id="my-revisits"' in home and number in home
     show = sup.get(f"/feedbackmodelview/show/{fb_id}").get_data(as_text=True)
     assert 'class="revisit text-danger"' in show and 'id="survey-answer"' in show
@@ -372,7 +372,7 @@ def test_low_score_raises_a_revisit_for_the_supervisor(app, client, make_user, s
     resp = sup.post(f"/revisitmodelview/edit/{revisit_id}", data={
         "csrf_token": csrf_token(edit.get_data(as_text=True)), "result": "已回电，客户同意再观察一周", "done": "y"})
     assert resp.status_code == 302
-    assert number not in sup.get("/").get_data(as_text=True).split('id="my-revisits"')[-1] or 'id="my-revisits"' not in sup.get("/").get_data(as_text=True)
+    assert number not in sup.get("/", follow_redirects=True).get_data(as_text=True).split('id="my-revisits"')[-1] or 'id="my-revisits"' not in sup.get("/", follow_redirects=True).get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Revisit, revisit_id).done_at is not None
 
