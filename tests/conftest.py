@@ -6,6 +6,7 @@ config is read from the environment at import, so the environment is set up here
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -98,6 +99,15 @@ def app():
 def ctx(app):
     with app.app_context():
         yield app
+
+
+@contextlib.contextmanager
+def as_system(app):
+    """A request context acting as the system user (AuditMixin needs a user to write rows)."""
+    from app.services.actor import as_system_user
+
+    with app.test_request_context("/"), as_system_user():
+        yield
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

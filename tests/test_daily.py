@@ -12,23 +12,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from conftest import ROOT, USER_PASSWORD, csrf_token, flask_cmd, login, subprocess_env
+from conftest import ROOT, USER_PASSWORD, as_system, csrf_token, flask_cmd, login, subprocess_env
 
 
-def _system(app):
-    from app.services.actor import as_system_user
-
-    class _Ctx:
-        def __enter__(self):
-            self.rc = app.test_request_context("/")
-            self.rc.__enter__()
-            self.su = as_system_user()
-            self.su.__enter__()
-
-        def __exit__(self, *exc):
-            self.su.__exit__(*exc)
-            self.rc.__exit__(*exc)
-    return _Ctx()
 
 
 def user_id(app, username: str) -> int:
@@ -52,7 +38,7 @@ def new_customer(app, owner: str, level: str | None = None, **values) -> int:
     from app.services.numbering import next_number
 
     level_id = item_id(app, "customer_level", level) if level else None
-    with _system(app):
+    with as_system(app):
         user = appbuilder.sm.find_user(username=owner)
         c = Customer(name=f"日常客户{uuid.uuid4().hex[:8]}", customer_no=next_number("customer"), owner_id=user.id,
                      department_id=user.department_id, level_id=level_id, **values)
@@ -67,7 +53,7 @@ def new_task(app, assignee: str, due: datetime, customer_id: int | None = None, 
     from app.models import Task
 
     uid = user_id(app, assignee)
-    with _system(app):
+    with as_system(app):
         t = Task(title=title or f"任务{uuid.uuid4().hex[:6]}", assignee_id=uid, due_at=due, customer_id=customer_id)
         db.session.add(t)
         db.session.commit()
@@ -201,7 +187,7 @@ def test_plan_schedules_next_task_at_the_cadence_of_level_and_stage(app, client,
     assert f'data-task="{first_id}"' in inbox
     resp = client.post(f"/workbench/task/{first_id}/done", data={"csrf_token": csrf_token(inbox)}, follow_redirects=True)
     assert "下次跟进" in resp.get_data(as_text=True)
-    with _system(app):
+    with as_system(app):
         assert db.session.get(Task, first_id).status == "done"
         nxt = db.session.query(Task).filter(Task.plan_id == plan_id, Task.status != "done").one()
         assert abs(nxt.due_at - (datetime.now() + timedelta(days=7))) < timedelta(minutes=5)
@@ -290,7 +276,7 @@ def test_cli_runs_reminder_jobs_once_each_even_concurrently(app, make_user):
     quiet = new_customer(app, me, level="A")  # A: remind after 14 days without contact
     stale = new_customer(app, me)
     recent = new_customer(app, me, level="A")
-    with _system(app):
+    with as_system(app):
         db.session.get(Customer, quiet).last_contact_at = datetime.now() - timedelta(days=20)
         db.session.get(Customer, recent).last_contact_at = datetime.now() - timedelta(days=2)
         db.session.add(Contact(customer_id=fresh, name="联系人", phone="13800138000"))
@@ -319,11 +305,11 @@ def test_reminders_show_on_the_owners_inbox_only_and_can_be_dismissed(app, clien
     me = staff(client, make_user)
     other = make_user("sales_staff", "sales")
     mine, theirs = new_customer(app, me), new_customer(app, other)
-    with _system(app):
+    with as_system(app):
         db.session.execute(Customer.__table__.update().where(Customer.id.in_([mine, theirs]))
                            .values(created_on=datetime.now() - timedelta(days=31)))
         db.session.commit()
-    with _system(app):
+    with as_system(app):
         key_info_reminders()
         names = {cid: str(db.session.get(Customer, cid)) for cid in (mine, theirs)}
     inbox = client.get("/workbench/").get_data(as_text=True)

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import openpyxl
 import pytest
 
-from conftest import ROOT, USER_PASSWORD, flask_cmd, login, subprocess_env
-from test_roles import _as_system, session_csrf
+from conftest import as_system, ROOT, USER_PASSWORD, flask_cmd, login, subprocess_env
+from test_roles import session_csrf
 
 PHONE = "13812345678"
 FORMULAS = ["=SUM(A1:A9)", "+86 10 1234", "-1+2", "@cmd", "\tTAB", "\rCR"]
@@ -27,7 +27,7 @@ def _customer(app, name: str, owner: str | None = None, **fields) -> int:
     from app.models import Contact, Customer
     from app.services.numbering import next_number
 
-    with _as_system(app):
+    with as_system(app):
         user = appbuilder.sm.find_user(username=owner) if owner else None
         c = Customer(name=name, customer_no=next_number("customer"), owner_id=user.id if user else None,
                      department_id=user.department_id if user else None, total_amount=987654.32,

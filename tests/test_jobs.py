@@ -11,7 +11,7 @@ import time
 import uuid
 from html import unescape
 
-from conftest import ADMIN_PASSWORD, ROOT, flask_cmd, subprocess_env
+from conftest import as_system, ADMIN_PASSWORD, ROOT, flask_cmd, subprocess_env
 
 PROBE = "tests.jobfuncs:probe"
 BOOM = "tests.jobfuncs:boom"

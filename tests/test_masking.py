@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from conftest import USER_PASSWORD
-from test_roles import _as_system, new_customer
+from conftest import as_system, USER_PASSWORD
+from test_roles import new_customer
 from test_scopes import as_user, token
 
 PHONE, EMAIL, IDNO = "13812345678", "zhangwei@example.com", "110101199003071234"
@@ -35,7 +35,7 @@ def person(app, make_user):
     staff, boss = make_user("sales_staff", "sales"), make_user("sales_supervisor", "sales")
     pk = new_customer(app, f"个人客户{uuid.uuid4().hex[:6]}", owner=staff)
     phone = "139" + str(uuid.uuid4().int)[:8]  # unique: phones are a dedupe key
-    with _as_system(app):
+    with as_system(app):
         kind = (db.session.query(DictionaryItem).join(DictionaryType)
                 .filter(DictionaryType.key == "customer_kind", DictionaryItem.code == "person").one())
         c = db.session.get(Customer, pk)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import ADMIN_PASSWORD, ROOT, USER_PASSWORD, csrf_token, login
+from conftest import ADMIN_PASSWORD, ROOT, USER_PASSWORD, as_system, csrf_token, login
 
 ROLES = {
     # role key: department, and what the role may do (everything not listed is refused)
@@ -44,20 +44,6 @@ def test_matrix_covers_every_seeded_role():
 
 # helpers ------------------------------------------------------------------------------------
 
-def _as_system(app):
-    from app.services.actor import as_system_user
-
-    class _Ctx:
-        def __enter__(self):
-            self.rc = app.test_request_context("/")
-            self.rc.__enter__()
-            self.su = as_system_user()
-            self.su.__enter__()
-
-        def __exit__(self, *exc):
-            self.su.__exit__(*exc)
-            self.rc.__exit__(*exc)
-    return _Ctx()
 
 
 def new_customer(app, name: str | None = None, owner: str | None = None) -> int:
@@ -67,7 +53,7 @@ def new_customer(app, name: str | None = None, owner: str | None = None) -> int:
     from app.models import Customer
     from app.services.numbering import next_number
 
-    with _as_system(app):
+    with as_system(app):
         user = appbuilder.sm.find_user(username=owner) if owner else None
         c = Customer(name=name or f"角色测试客户{uuid.uuid4().hex[:6]}", customer_no=next_number("customer"),
                      owner_id=user.id if user else None, department_id=user.department_id if user else None)
@@ -80,7 +66,7 @@ def new_contact(app, customer_id: int) -> int:
     from app.extensions import db
     from app.models import Contact
 
-    with _as_system(app):
+    with as_system(app):
         c = Contact(customer_id=customer_id, name=f"联系人{uuid.uuid4().hex[:6]}")
         db.session.add(c)
         db.session.commit()
@@ -93,7 +79,7 @@ def new_interaction(app, customer_id: int) -> int:
     from app.extensions import db
     from app.models import Interaction
 
-    with _as_system(app):
+    with as_system(app):
         from app.services.actor import system_user
 
         i = Interaction(customer_id=customer_id, occurred_at=datetime(2024, 5, 1, 10, 0),

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from conftest import USER_PASSWORD, login
-from test_roles import _as_system, exists, jwt, new_contact, new_customer, session_csrf
+from conftest import as_system, USER_PASSWORD, login
+from test_roles import exists, jwt, new_contact, new_customer, session_csrf
 
 
 @pytest.fixture()
@@ -25,7 +25,7 @@ def world(app, make_user):
         "service": make_user("service_staff", "service"), "analyst": make_user("analytics_staff", "analytics"),
     }
     customers = {k: new_customer(app, f"范围{tag}{k}", owner=users[k]) for k in ("a", "b", "boss", "far")}
-    with _as_system(app):
+    with as_system(app):
         for k in customers:
             c = db.session.get(Customer, customers[k])
             c.total_amount, c.annual_revenue = 987654.32, 12345678.9

@@ -13,8 +13,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from conftest import ROOT, USER_PASSWORD, flask_cmd, login, subprocess_env
-from test_roles import _as_system, jwt, new_customer, session_csrf
+from conftest import as_system, ROOT, USER_PASSWORD, flask_cmd, login, subprocess_env
+from test_roles import jwt, new_customer, session_csrf
 
 LOCAL = timedelta(hours=8)  # Asia/Shanghai
 
@@ -61,7 +61,7 @@ def calendar(app):
     from app.extensions import db
     from app.models import Holiday, WorkCalendar
 
-    with _as_system(app):
+    with as_system(app):
         cal = WorkCalendar(key=f"test_{tag()}", name="测试日历", weekdays="1,2,3,4,5",
                            periods="09:00-12:00,13:00-18:00", timezone="Asia/Shanghai")
         cal.holidays = [Holiday(day=date(2025, 10, d), name="国庆节") for d in range(1, 9)] + \
@@ -156,7 +156,7 @@ def team(app, make_user):
     word = f"KW{tag()}"
     users = {k: make_user("service_staff", "service") for k in "abcd"}
     boss = make_user("service_supervisor", "service")
-    with _as_system(app):
+    with as_system(app):
         find = appbuilder.sm.find_user
         team = Team(key=f"t_{word}", name=f"测试组{word}", supervisor=find(username=boss),
                     department=db.session.query(Department).filter_by(key="service").one())
@@ -176,7 +176,7 @@ def _customer_in(app, region_code: str | None) -> int:
     from app.models import Customer, DictionaryItem
 
     cid = new_customer(app)
-    with _as_system(app):
+    with as_system(app):
         c = db.session.get(Customer, cid)
         c.region = db.session.query(DictionaryItem).filter_by(type_key="region", code=region_code).one() \
             if region_code else None
@@ -216,7 +216,7 @@ def test_round_robin_hands_out_in_turn(app, team):
     from app.extensions import db
     from app.models import Team
 
-    with _as_system(app):
+    with as_system(app):
         db.session.get(Team, team["team_id"]).round_robin = True
         db.session.commit()
     cid = _customer_in(app, "east")
@@ -232,7 +232,7 @@ def test_no_member_available_leaves_the_ticket_new_in_the_team_queue(app, team):
     from app.extensions import appbuilder, db
     from app.models import AgentProfile
 
-    with _as_system(app):
+    with as_system(app):
         for k in "ab":
             uid = appbuilder.sm.find_user(username=team["users"][k]).id
             db.session.query(AgentProfile).filter_by(user_id=uid).one().away = True
@@ -324,7 +324,7 @@ def test_sla_job_warns_the_handler_then_escalates_once(app, client, team):
 
     pk = _open(app, _customer_in(app, "east"), "repair", f"{team['word']} 设备故障")
     now = datetime.utcnow()
-    with _as_system(app):  # time passes: the response deadline is near
+    with as_system(app):  # time passes: the response deadline is near
         t = db.session.get(Ticket, pk)
         t.first_response_warn_at, t.first_response_due = now - timedelta(minutes=1), now + timedelta(minutes=20)
         db.session.commit()
@@ -335,7 +335,7 @@ def test_sla_job_warns_the_handler_then_escalates_once(app, client, team):
     with app.app_context():
         alerts = [(a.kind, a.user.username) for a in db.session.query(SlaAlert).filter_by(ticket_id=pk)]
         assert alerts == [("first_response_warning", handler)]
-    with _as_system(app):  # and now it is overdue
+    with as_system(app):  # and now it is overdue
         t = db.session.get(Ticket, pk)
         t.first_response_due = now - timedelta(minutes=1)
         db.session.commit()
@@ -376,7 +376,7 @@ def test_ticket_scope_per_role(app, client, team, make_user):
     collaborator = make_user("service_staff", "service")
     cid = new_customer(app, owner=sales)
     pk = _open(app, cid, "repair", f"{word} 范围测试", username=sales)  # opened by sales staff
-    with _as_system(app):
+    with as_system(app):
         t = db.session.get(Ticket, pk)
         t.collaborators.append(appbuilder.sm.find_user(username=collaborator))
         db.session.commit()
