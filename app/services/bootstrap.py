@@ -34,7 +34,15 @@ def sync_permissions() -> None:
     sm = appbuilder.sm
     sm.add_role(current_app.config["AUTH_ROLE_ADMIN"])
     sm.add_role(current_app.config["AUTH_ROLE_PUBLIC"])
-    appbuilder.add_permissions(update_perms=True)
+    # FAB commits after every permission it adds; with the default expire-on-commit the admin
+    # role's growing permission list is reloaded each time (quadratic: ~11 s of a first start
+    # with ~80 views). Nothing else writes meanwhile, so the loaded objects stay valid.
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        appbuilder.add_permissions(update_perms=True)
+    finally:
+        session.expire_on_commit = expire
     # Not tied to a view: seen by app/security/masking.py ("view full contact info").
     from app.security.masking import PERMISSION, VIEW_MENU
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
+from sqlalchemy.orm import joinedload
 
 from flask import current_app
 
@@ -596,7 +597,12 @@ def _apply_role(rec: _Record, row, ctx: dict):
     row = row or sm.role_model(name=rec.values["name"])
     changed = row.name != rec.values["name"] or row.id is None
     row.name = rec.values["name"]
-    wanted = [sm.find_permission_view_menu(p, v) for p, v in rec.values["permissions"]]
+    if "permission_views" not in ctx:  # every (permission, view) pair at once, not 3 queries a pair
+        ctx["permission_views"] = {(pv.permission.name, pv.view_menu.name): pv
+                                   for pv in db.session.query(sm.permissionview_model).options(
+                                       joinedload(sm.permissionview_model.permission),
+                                       joinedload(sm.permissionview_model.view_menu))}
+    wanted = [ctx["permission_views"].get((p, v)) for p, v in rec.values["permissions"]]
     if sorted(pv.id for pv in wanted if pv) != sorted(pv.id for pv in row.permissions):
         row.permissions = [pv for pv in wanted if pv]
         changed = True
