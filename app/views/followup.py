@@ -25,7 +25,7 @@ from app.services.followup import complete_task, due_problem, now, schedule_next
 from app.services.reminders import describe
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 
-STATUS_LABELS = {"pending": _l("Pending"), "done": _l("Done"), "overdue": _l("Overdue")}
+STATUS_LABELS = {"pending": _l("To do"), "done": _l("Done"), "overdue": _l("Overdue")}
 TASK_LABELS = {
     "title": _l("Task"), "customer": _l("Customer"), "assignee": _l("Assignee"), "due_at": _l("Due"),
     "status": _l("Status"), "done_at": _l("Done at"), "interaction": _l("Interaction"), "plan": _l("Follow-up Plan"),
