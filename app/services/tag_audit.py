@@ -121,6 +121,8 @@ def items_page(rnd: TagAuditRound, page: int = 0, only: str = "") -> tuple[list[
     q = db.session.query(TagAuditItem).filter(TagAuditItem.round_id == rnd.id)
     if only == "unchecked":
         q = q.filter(TagAuditItem.decision.is_(None))
+    elif only == "checked":  # who decided what so far, without paging through the whole round
+        q = q.filter(TagAuditItem.decision.is_not(None))
     elif only == "conflict":
         q = q.filter(TagAuditItem.conflict.is_(True))
     count = q.count()
