@@ -237,3 +237,19 @@ def test_deleting_an_interaction_or_a_ticket_removes_its_files(app, admin_client
         assert resp.status_code == 302, view
         assert not any((folder / f).exists() for f in names), view
     assert attachments(app, customer_id=cid) == []
+
+
+def test_merging_customers_keeps_the_files_of_moved_interactions(app, admin_client):
+    """The merged customer is deleted: its interactions move with their files, which stay."""
+    survivor, merged = new_customer(app), new_customer(app)
+    key = f"合并带附件{uuid.uuid4().hex[:6]}"
+    add_interaction(admin_client, merged, key, [("合同.pdf", PDF)])
+    ipk = record_id(app, "Interaction", key_points=key)
+    [(att_id, _, stored, *_)] = attachments(app, interaction_id=ipk)
+    resp = admin_client.post("/api/v1/customer/merge", json={"survivor_id": survivor, "merged_id": merged},
+                             headers={"X-CSRFToken": session_csrf(admin_client)})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["moved"]["crm_attachment"] == 1
+    assert [(r[0], r[4]) for r in attachments(app, interaction_id=ipk)] == [(att_id, survivor)]
+    assert stored in files_on_disk(app)
+    assert admin_client.get(f"/attachmentmodelview/file/{att_id}").data == PDF
