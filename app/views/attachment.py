@@ -92,7 +92,7 @@ class AttachableViewMixin:
         if item is None:
             abort(404)
         back = request.form.get("next") or ""
-        if not back.startswith("/") or back.startswith("//"):
+        if not back.startswith("/") or back[1:2] in ("/", "\\"):  # our own pages only
             back = url_for(f"{self.__class__.__name__}.show", pk=pk)
         try:
             uploads = files.checked_uploads(request.files.getlist("files"))

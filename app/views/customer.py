@@ -271,10 +271,13 @@ def interaction_kinds():
 def interaction_timeline(customer_id: int | str, kind: str | None = None, limit: int = 100) -> list[Interaction]:
     """A customer's interactions for the timeline, newest first, optionally of one kind (code);
     within the user's row scope like every list."""
-    from app.models import DictionaryItem
+    from sqlalchemy.orm import selectinload
+
+    from app.models import Attachment, DictionaryItem
     from app.security.scopes import row_clause
 
     query = db.session.query(Interaction).filter(row_clause(Interaction), Interaction.customer_id == int(customer_id))
+    query = query.options(selectinload(Interaction.attachments).joinedload(Attachment.uploaded_by))  # one query, not one per entry
     if kind:
         query = query.join(DictionaryItem, Interaction.kind_id == DictionaryItem.id).filter(DictionaryItem.code == kind)
     return query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit).all()
