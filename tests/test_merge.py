@@ -60,7 +60,8 @@ def test_api_merge_moves_everything_fills_blanks_and_records_it(app, client):
     auth = _jwt(client, "admin", ADMIN_PASSWORD)
     resp = client.post("/api/v1/customer/merge", json={"survivor_id": a, "merged_id": b}, headers=auth)
     assert resp.status_code == 200, resp.get_data(as_text=True)
-    assert resp.get_json()["moved"] == {"crm_contact": 1, "crm_interaction": 1, "crm_ticket": 0, "crm_service_record": 0}
+    assert resp.get_json()["moved"] == {"crm_contact": 1, "crm_interaction": 1, "crm_ticket": 0, "crm_service_record": 0,
+                                          "crm_attachment": 0}
     with app.app_context():
         assert db.session.get(Customer, b) is None
         survivor = db.session.get(Customer, a)

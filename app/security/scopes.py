@@ -146,7 +146,8 @@ def ticket_clause(policy: Policy):
 def row_clause(model: type, policy: Policy | None = None):
     """The SQL condition limiting ``model`` (Customer, Ticket (ticket_clause), a work item of
     WORK_OWNER, or anything with a customer_id or a ticket_id) to what the policy (default: the
-    current user's) may see."""
+    current user's) may see. Attachments: their customer's scope, and a ticket's also the
+    ticket's scope (its handler, collaborators, team)."""
     from app.models import Customer, Ticket
 
     policy = policy or current_policy()
@@ -160,7 +161,10 @@ def row_clause(model: type, policy: Policy | None = None):
     if not hasattr(model, "customer_id") or model.__name__ == "FieldChange":
         # field history outlives ids (a deleted customer's id is reused): it follows customer_no
         return model.customer_no.in_(select(Customer.customer_no).where(clause))
-    return model.customer_id.in_(select(Customer.id).where(clause))
+    by_customer = model.customer_id.in_(select(Customer.id).where(clause))
+    if model.__name__ == "Attachment":  # a ticket's files: also whoever may see the ticket
+        return or_(by_customer, model.ticket_id.in_(select(Ticket.id).where(ticket_clause(policy))))
+    return by_customer
 
 
 def scoped(query, model: type, policy: Policy | None = None):

@@ -1,4 +1,5 @@
-"""Customer attachments (附件): what may be uploaded, where the bytes go, how they come back.
+"""Attachments (附件) of customers, interaction records and service tickets: what may be
+uploaded, where the bytes go, how they come back.
 
 Files live outside the database under CRM_ATTACHMENT_DIR (default instance/attachments/) with
 random names; the user's file name is kept only for display and for the download header. A file
@@ -14,6 +15,8 @@ import os
 import re
 import secrets
 import zipfile
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from flask import current_app
@@ -28,6 +31,14 @@ CONTENT_TYPES = {
     "txt": "text/plain; charset=utf-8",
 }
 _MARKUP = re.compile(rb"<\s*(!doctype|html|head|body|script|svg|iframe|object|embed|\?xml|meta|style|a\s)", re.I)
+
+
+@dataclass
+class CheckedUpload:
+    """An upload that passed every check, not yet on disk."""
+    name: str
+    ext: str
+    data: bytes
 
 
 class AttachmentRefused(ValueError):
@@ -161,3 +172,59 @@ def remove_file(stored_name: str | None) -> None:
 
 def content_type(ext: str) -> str:
     return CONTENT_TYPES.get(ext, "application/octet-stream")
+
+
+def checked_uploads(storages) -> list[CheckedUpload]:
+    """Every chosen file of a form/multipart field (one FileStorage or a list; empty file inputs
+    are skipped), each read and checked before any is stored: the first refused file raises
+    AttachmentRefused naming it, and nothing is written."""
+    if storages is None:
+        return []
+    if not isinstance(storages, (list, tuple)):
+        storages = [storages]
+    checked = []
+    for storage in storages:
+        if isinstance(storage, CheckedUpload):
+            checked.append(storage)
+            continue
+        if storage is None or not getattr(storage, "filename", None):
+            continue
+        data = read_upload(storage.filename, storage.stream)
+        checked.append(CheckedUpload(display_name(storage.filename), check_upload(storage.filename, data), data))
+    return checked
+
+
+def store(item, upload: CheckedUpload, user_id: int | None):
+    """Write a checked upload to disk and fill the Attachment row ``item`` with it. The file goes
+    again if the transaction rolls back (app/models/attachment.py)."""
+    from app.extensions import db
+    from app.models.attachment import written_in_transaction
+
+    item.original_name = upload.name
+    item.extension = upload.ext
+    item.size = len(upload.data)
+    item.stored_name, item.sha256 = write_file(upload.data, upload.ext)
+    written_in_transaction(db.session, item.stored_name)
+    item.uploaded_by_id = user_id
+    item.uploaded_at = datetime.utcnow()
+    return item
+
+
+def attach(owner, uploads: list[CheckedUpload], user_id: int | None) -> list:
+    """Attach checked uploads to an interaction record or a ticket (``owner``), in the current
+    transaction: the rows carry the owner's customer too, so row scope works through it."""
+    from app.extensions import db
+    from app.models import Attachment
+
+    added = []
+    with db.session.no_autoflush:  # the new record may be half-made (pre_add)
+        customer = owner.customer
+        for upload in uploads:
+            att = store(Attachment(), upload, user_id)
+            owner.attachments.append(att)
+            if customer is not None:
+                att.customer = customer
+            else:
+                att.customer_id = owner.customer_id
+            added.append(att)
+    return added

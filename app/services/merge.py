@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import Contact, Customer, FieldChange, Interaction, ServiceRecord, Ticket
+from app.models import Attachment, Contact, Customer, FieldChange, Interaction, ServiceRecord, Ticket
 from app.services import history
 
 # Fields a merge never copies (identity, keys, bookkeeping, state).
@@ -58,6 +58,9 @@ MOVABLES: list[Movable] = [
     Movable(_l("Interactions"), Interaction, "customer"),
     Movable(_l("Service Tickets"), Ticket, "customer"),
     Movable(_l("Service Records"), ServiceRecord, "customer"),
+    # every file of the customer, its interactions' and tickets' included (they follow the
+    # customer's row scope): else the merged customer's delete would take them with it
+    Movable(_l("Attachments"), Attachment, "customer"),
 ]
 
 

@@ -29,7 +29,7 @@ from app.views.followup import due_field
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
 from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
-from app.views.attachment import AttachmentModelView
+from app.views.attachment import AttachableApiMixin, AttachableViewMixin, AttachmentModelView, attachment_files_field
 from app.views.export import ExportMixin
 from app.views.custom_field import CustomerInterface, CustomFieldsApiMixin, CustomFieldsViewMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
@@ -206,9 +206,10 @@ def _active_users():
     return db.session.query(CrmUser).filter(CrmUser.active.is_(True), CrmUser.is_system.is_(False)).order_by(CrmUser.username)
 
 
-class InteractionModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class InteractionModelView(AttachableViewMixin, ExportMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
     """Table-style list for fast entry (newest first); the add form takes one to-do, which
-    becomes a task with a due time and an owner; the customer page shows them as a timeline."""
+    becomes a task with a due time and an owner, and files (attachments); the customer page
+    shows them as a timeline."""
 
     datamodel = CrmSQLAInterface(Interaction)
     base_filters = ROW_SCOPE
@@ -218,8 +219,10 @@ class InteractionModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, M
     list_columns = ["occurred_at", "customer", "kind", "key_points", "result", "next_step", "owner"]
     edit_columns = ["customer", "occurred_at", "kind", "participants", "contacts", "key_points",
                     "customer_feedback", "result", "next_step"]
-    add_columns = edit_columns + ["todo_title", "todo_due", "todo_assignee"]
+    add_columns = edit_columns + ["todo_title", "todo_due", "todo_assignee", "attachment_files"]
     show_columns = edit_columns + ["tasks", "owner", "created_on"]
+    show_template = "crm/interaction_show.html"  # + its attachments and 上传附件
+    extra_args = {"attachments_of": lambda pk: interaction_attachments(pk)}
     search_columns = ["occurred_at", "kind", "result", "customer"]
     base_order = ("occurred_at", "desc")
     label_columns = LABELS
@@ -235,6 +238,7 @@ class InteractionModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, M
         "todo_due": due_field(_l("To-do due"), first=_todo_due_needed),
         "todo_assignee": QuerySelectField(_l("To-do owner"), query_func=_active_users, get_pk_func=lambda u: u.id, allow_blank=True,
                                           widget=Select2Widget(), description=_l("Default: you.")),
+        "attachment_files": attachment_files_field(),
     }
 
     def pre_add(self, item: Interaction) -> None:
@@ -244,10 +248,18 @@ class InteractionModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, M
         todos = [{"title": title, "due_at": getattr(item, "todo_due", None),
                   "assignee_id": getattr(assignee, "id", None)}] if title else []
         record_interaction(item, todos, g.user.id)
+        self.attach_uploads(item)
 
     def pre_update(self, item: Interaction) -> None:
         require_in_scope(_contact_customer(item))
         record_interaction(item, [], g.user.id)
+
+
+def interaction_attachments(pk) -> list:
+    from app.security.scopes import row_clause
+
+    item = db.session.query(Interaction).filter(Interaction.id == int(pk), row_clause(Interaction)).first()
+    return list(item.attachments) if item is not None else []
 
 
 def interaction_kinds():
@@ -259,10 +271,13 @@ def interaction_kinds():
 def interaction_timeline(customer_id: int | str, kind: str | None = None, limit: int = 100) -> list[Interaction]:
     """A customer's interactions for the timeline, newest first, optionally of one kind (code);
     within the user's row scope like every list."""
-    from app.models import DictionaryItem
+    from sqlalchemy.orm import selectinload
+
+    from app.models import Attachment, DictionaryItem
     from app.security.scopes import row_clause
 
     query = db.session.query(Interaction).filter(row_clause(Interaction), Interaction.customer_id == int(customer_id))
+    query = query.options(selectinload(Interaction.attachments).joinedload(Attachment.uploaded_by))  # one query, not one per entry
     if kind:
         query = query.join(DictionaryItem, Interaction.kind_id == DictionaryItem.id).filter(DictionaryItem.code == kind)
     return query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit).all()
@@ -414,8 +429,9 @@ def _parse_todos(raw) -> list[dict]:
     return todos
 
 
-class InteractionApi(_CheckedApi):
-    """/api/v1/interaction/: row-scoped like customers. POST may carry ``todos``."""
+class InteractionApi(AttachableApiMixin, _CheckedApi):
+    """/api/v1/interaction/: row-scoped like customers. POST may carry ``todos``; files go to
+    ``POST /api/v1/interaction/<pk>/attachments``."""
 
     resource_name = "interaction"
     datamodel = CrmSQLAInterface(Interaction)

@@ -25,6 +25,7 @@ from app.models.service import OPEN_STATUSES, PROGRESS, STATUSES, ticket_collabo
 from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope, row_clause
 from app.services import sla, tickets
 from app.services.numbering import next_number
+from app.views.attachment import AttachableApiMixin, AttachableViewMixin, attachment_files_field
 from app.views.customer import _CheckedApi
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 
@@ -100,7 +101,7 @@ class MineFilter(BaseFilter):
             select(ticket_collaborators.c.ticket_id).where(ticket_collaborators.c.user_id == uid))))
 
 
-class TicketModelView(LocalizedValuesMixin, ModelView):
+class TicketModelView(AttachableViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Ticket)
     base_filters = ROW_SCOPE
     list_title = show_title = _l("Service Tickets")
@@ -110,8 +111,9 @@ class TicketModelView(LocalizedValuesMixin, ModelView):
     show_columns = ["ticket_no", "customer", "type", "priority", "title", "description", "status_badge", "team",
                     "handler", "collaborators", "assignment_rule", "sla_policy", "opened_at", "first_responded_at",
                     "resolved_at", "closed_at", "handling_hours", "created_by"]
-    add_columns = ["customer", "type", "priority", "title", "description", "collaborators"]
+    add_columns = ["customer", "type", "priority", "title", "description", "collaborators", "attachment_files"]
     edit_columns = ["priority", "title", "description", "collaborators"]
+    add_form_extra_fields = {"attachment_files": attachment_files_field()}
     search_columns = ["ticket_no", "title", "customer", "type", "priority", "status", "team", "handler",
                       "opened_at", "resolution_due"]
     order_columns = ["ticket_no", "opened_at", "resolution_due"]
@@ -127,6 +129,7 @@ class TicketModelView(LocalizedValuesMixin, ModelView):
     def pre_add(self, item: Ticket) -> None:
         require_in_scope(item.customer)
         tickets.open_ticket(item)
+        self.attach_uploads(item)
 
     def pre_update(self, item: Ticket) -> None:
         require_in_scope(item.customer)
@@ -253,7 +256,7 @@ class _ServiceApi(_CheckedApi):
             return self.response(422, message=str(exc), field=exc.field)
 
 
-class TicketApi(_ServiceApi):
+class TicketApi(AttachableApiMixin, _ServiceApi):
     resource_name = "ticket"
     datamodel = CrmSQLAInterface(Ticket)
     allow_browser_login = True
