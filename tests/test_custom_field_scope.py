@@ -218,7 +218,7 @@ def test_searchable_custom_fields_are_search_conditions_with_fitting_operators(
     assert found(f"{many}:eq:visit") == {"甲"} and found(f"{many}:in:visit,referral") == {"甲", "乙"}
     assert found(f"{many}:ne:online") == {"乙", "丙"}
 
-    for condition, says in ((f"{money}:gte:很多", "很多"), (f"{text}:gte:1", "包含"), (f"{day}:eq:2024-13-01", "2024-13-01"),
+    for condition, says in ((f"{money}:gte:很多", f"条件 1 (检索额{tag})：“很多”不是数字"), (f"{text}:gte:1", "包含"), (f"{day}:eq:2024-13-01", "2024-13-01"),
                             (f"{choice}:contains:on", "等于"), (f"{quiet}:eq:x", quiet)):
         resp = client.get("/api/v1/customer/search", query_string={"c": condition})
         assert resp.status_code == 400 and says in resp.get_data(as_text=True), (condition, resp.get_data(as_text=True))

@@ -234,7 +234,7 @@ def _custom_clause(spec, op: str, raw: str, where: str):
     try:
         values = [clean_value(replace(spec, required=False), v) for v in (_split(raw) if op == "in" else [raw])]
     except FieldValueError as exc:
-        raise SearchError([f"{where}: {exc}"]) from None
+        raise SearchError([gettext("%(where)s: %(problem)s", where=where, problem=str(exc))]) from None
     values = [v[0] if isinstance(v, list) else v for v in values if v not in (None, [])]
     if not values:
         raise SearchError([gettext("%(where)s: give a value.", where=where)])
