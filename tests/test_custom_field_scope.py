@@ -133,6 +133,14 @@ def test_a_role_that_hides_a_field_cannot_edit_put_or_import_it(app, admin_clien
         item = db.session.get(Customer, cid)
         assert item.remark == "改过" and item.extra[secret] == "88"  # kept through the edit and the refused PUT
 
+    template = client.get("/import/template.xlsx")
+    assert template.status_code == 200
+    import io
+
+    import openpyxl
+
+    cells = {str(c.value) for row in openpyxl.load_workbook(io.BytesIO(template.data)).worksheets[0].iter_rows() for c in row}
+    assert any("客户名称" in c for c in cells) and not any(f"底价{tag}" in c for c in cells)  # not offered
     path = tmp_path / "hidden.csv"
     path.write_text(f"客户名称,底价{tag}\n导入{tag},5\n", encoding="utf-8")
     with open(path, "rb") as fh:
@@ -239,3 +247,16 @@ def test_searchable_custom_fields_are_search_conditions_with_fitting_operators(
     applied = re.search(r'href="([^"]+)">自定义' + tag, mine).group(1).replace("&amp;", "&")
     again = client.get(applied).get_data(as_text=True)
     assert f"条件{tag}乙" in again and f"条件{tag}甲" not in again and f"条件{tag}丙" not in again
+
+
+def test_export_filters_and_sorts_by_custom_columns_like_the_list(app, admin_client, add_field):  # noqa: F811
+    tag = uuid.uuid4().hex[:6]
+    number = add_field("number", label_zh=f"导出数{tag}", in_list=True, searchable=True)
+    for suffix, value in (("甲", "9"), ("乙", "100"), ("丙", "10"), ("丁", "5")):
+        assert call(admin_client, "POST", "/api/v1/customer/", {"name": f"导出排序{tag}{suffix}", "extra": {number: value}}).status_code == 201
+    resp = admin_client.post(f"{CUSTOMERS}/export/csv?_flt_2_name=导出排序{tag}&_flt_1_{number}=6"
+                             f"&_oc_CustomerModelView={number}&_od_CustomerModelView=desc", data={"csrf_token": token(admin_client)})
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    lines = resp.get_data().decode("utf-8-sig").splitlines()
+    assert f"导出数{tag}" in lines[0]
+    assert [line.split(",")[1][-1] for line in lines[1:]] == ["乙", "丙", "甲"]  # > 6, numerically descending

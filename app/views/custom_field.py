@@ -373,8 +373,12 @@ class CustomFieldsViewMixin:
         hidden = hidden_fields()  # a hidden custom field is not even a filter here: refuse, don't ignore
         if any(m and m.group(1) in hidden for m in (re.fullmatch(r"_flt_\d+_(.+)", a) for a in request.args)):
             abort(403)
-        register_custom_filters(self)
+        self.refresh_filters()
         return super()._list(**kwargs)
+
+    def refresh_filters(self) -> None:
+        """This request's (or export job's) searchable fields as filters (exports call it too)."""
+        register_custom_filters(self)
 
 
 class CustomFieldsApiMixin:
