@@ -225,6 +225,15 @@ def test_searchable_custom_fields_are_search_conditions_with_fitting_operators(
     assert found(f"{choice}:in:{names['online']},{names['visit']}") == {"甲", "丙"}  # by name, comma separated
     assert found(f"{many}:eq:visit") == {"甲"} and found(f"{many}:in:visit,referral") == {"甲", "乙"}
     assert found(f"{many}:ne:online") == {"乙", "丙"}
+    with app.app_context():  # built-in dictionary fields take 属于 (is one of) as well
+        from app.models import Customer
+
+        industries = db.session.query(DictionaryItem).filter_by(type_key="industry").order_by(DictionaryItem.id).limit(2).all()
+        wanted = {c.id for c in db.session.query(Customer).filter(Customer.industry_id.in_([i.id for i in industries]),
+                                                                  Customer.archived.is_(False)).limit(500)}
+    resp = client.get("/api/v1/customer/search", query_string={
+        "c": f"industry:in:{industries[0].name},{industries[1].code}", "page_size": 200})
+    assert resp.status_code == 200 and set(resp.get_json()["ids"]) <= wanted
 
     for condition, says in ((f"{money}:gte:很多", f"条件 1 (检索额{tag})：“很多”不是数字"), (f"{text}:gte:1", "包含"), (f"{day}:eq:2024-13-01", "2024-13-01"),
                             (f"{choice}:contains:on", "等于"), (f"{quiet}:eq:x", quiet)):

@@ -183,7 +183,8 @@ def allowed_ops(spec) -> list[str]:
 
 
 def _split(raw: str) -> list[str]:
-    return [v.strip() for v in raw.replace("，", ",").replace("、", ",").split(",") if v.strip()]
+    """Values of "is one of": comma separated (not 、, which dictionary names contain: 农、林、牧、渔业)."""
+    return [v.strip() for v in raw.replace("，", ",").split(",") if v.strip()]
 
 
 def condition_clause(key: str, op: str, raw: str, n: int = 1):

@@ -67,9 +67,9 @@ def shown_fields() -> list[FieldSpec]:
 
 
 def api_values(item: Customer, full: bool) -> tuple[dict, list[str]]:
-    """The "extra" object of the API: every active field's (the user may see) stored value (choices as item codes,
-    money as a 2-decimal string, dates as ISO strings), phones and e-mails masked unless
-    ``full``. Also returns the keys shown in full (to be logged)."""
+    """The "extra" object of the API: the stored value of every active field the user may see
+    (choices as item codes, money as a 2-decimal string, dates as ISO strings), phones and
+    e-mails masked unless ``full``. Also returns the keys shown in full (to be logged)."""
     stored = (item.extra if item is not None else None) or {}
     kinds = masking.masked_fields("customer")
     out, revealed = {}, []
