@@ -8,7 +8,9 @@ definitions per request costs a list page, measured in the same run.
 Inserts N customers (Core executemany) with values for 5 custom fields, then times (median of 5):
 raw SQL 'name LIKE %x%' (a plain column scan) and the raw JSON scan, our list page filtered on
 the custom text field / a money range (the real page, through the test client), and the plain
-list page with 0 and with 10 custom fields shown as columns.
+list page with 0 and with 10 custom fields shown as columns; sorting the list by a custom money
+column against raw ORDER BY CAST(json ...) and a built-in column; a custom money condition in the
+search API against the raw range count.
 """
 from __future__ import annotations
 
@@ -103,6 +105,17 @@ def main() -> None:
         db.session.query(CustomField).update({"in_list": True})
         db.session.commit()
     ten_columns = median_ms(page("/customermodelview/list/"))
+    # sorting by a custom column (numeric cast of the JSON value) and a custom search condition
+    sort_custom = median_ms(page("/customermodelview/list/?_oc_CustomerModelView=bench_money&_od_CustomerModelView=desc"))
+    sort_builtin = median_ms(page("/customermodelview/list/?_oc_CustomerModelView=total_amount&_od_CustomerModelView=desc"))
+    search_custom = median_ms(page("/api/v1/customer/search?c=bench_money:gte:99900&page_size=50"))
+    search_builtin = median_ms(page("/api/v1/customer/search?c=total_amount:gte:1&page_size=50"))
+    with app.app_context():
+        json_money = ("json_extract(extra, '$.bench_money')" if engine == "sqlite" else "extra->>'bench_money'")
+        raw_sort = median_ms(lambda: db.session.execute(text(
+            f"SELECT id FROM crm_customer ORDER BY CAST({json_money} AS NUMERIC) DESC LIMIT 20")).all())
+        raw_range = median_ms(lambda: db.session.execute(text(
+            f"SELECT count(*) FROM crm_customer WHERE CAST({json_money} AS NUMERIC) >= 99900")).scalar())
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"database {engine}, {n:,} customers with 5 custom values each (inserted in {t_insert:.1f} s)")
@@ -114,6 +127,14 @@ def main() -> None:
     print(f"{'our list page, custom money between 50000 and 50100':58}{ours_money:8.1f}")
     print(f"{'our list page, no filter, 0 custom columns':58}{plain:8.1f}")
     print(f"{'our list page, no filter, 10 custom columns':58}{ten_columns:8.1f}")
+    print(f"{'raw SQL: first 20 ORDER BY CAST(JSON money AS NUMERIC) DESC':58}{raw_sort:8.1f}")
+    print(f"{'our list page sorted by custom money, desc':58}{sort_custom:8.1f}")
+    print(f"{'our list page sorted by built-in total_amount, desc':58}{sort_builtin:8.1f}")
+    print(f"{'raw SQL: count CAST(JSON money AS NUMERIC) >= 99900':58}{raw_range:8.1f}")
+    print(f"{'search API, custom money >= 99900 (count + 50)':58}{search_custom:8.1f}")
+    print(f"{'search API, built-in total_amount >= 1 (count + 50, 0 hits)':58}{search_builtin:8.1f}")
+    print(f"ratios: custom sort page / raw sort {sort_custom / raw_sort:.2f}; custom sort / built-in sort page "
+          f"{sort_custom / sort_builtin:.2f}; custom search / raw range count {search_custom / raw_range:.2f}")
     print(f"ratios: JSON scan / column scan {raw_json / raw_name:.2f}; custom-field page / built-in page "
           f"{ours_text / builtin:.2f}; custom-field page / raw JSON scan {ours_text / raw_json:.2f}; "
           f"10 custom columns / none {ten_columns / plain:.2f}")

@@ -229,7 +229,8 @@ def test_widest_of_several_roles_and_policy_is_editable(world, app, client):
 
 def test_admin_sees_policies(admin_client):
     html = admin_client.get("/rolepolicymodelview/list/").get_data(as_text=True)
-    assert "销售部普通员工" in html and "total_amount" in html
+    assert "销售部普通员工" in html and "客服部普通员工" in html
+    assert "累计交易金额" in html and "业务信息：全部自定义字段（含以后新增的）" in html  # hidden fields by label
 
 
 def test_salesperson_adding_a_customer_by_form_owns_it(app, client, make_user):

@@ -21,6 +21,22 @@ from app.models.access import SCOPES, RolePolicy
 
 # Business fields (amounts; later opportunity data) a policy may hide, per model.
 HIDEABLE_FIELDS = ("total_amount", "annual_revenue", "staff_count", "main_business")
+# A policy may also hide admin-defined fields (字段配置): one by one (their key), or every one of
+# a first-level category, present and future: "category:business" hides each custom field of
+# 业务信息, so a field an admin adds there is hidden from service staff without editing roles.
+CATEGORY_PREFIX = "category:"
+
+
+def expand_hidden(names: frozenset[str]) -> frozenset[str]:
+    """A policy's hidden names with each ``category:X`` replaced by the keys of the custom fields
+    of category X (retired ones too: their history stays hidden)."""
+    categories = {n[len(CATEGORY_PREFIX):] for n in names if n.startswith(CATEGORY_PREFIX)}
+    if not categories:
+        return names
+    from app.services.fields import custom_fields
+
+    keys = {s.key for s in custom_fields(include_retired=True) if s.category in categories}
+    return frozenset(n for n in names if not n.startswith(CATEGORY_PREFIX)) | keys
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ def policy_for(user: Any) -> Policy:
             scope = max((r.scope for r in rows if r.scope in SCOPES), key=SCOPES.index, default="own")
             work = max((r.work_scope for r in rows if r.work_scope in SCOPES), key=SCOPES.index, default="own")
             tickets = max((r.ticket_scope for r in rows if r.ticket_scope in SCOPES), key=SCOPES.index, default="own")
-            hidden = frozenset.intersection(*(r.hidden for r in rows))
+            hidden = frozenset.intersection(*(expand_hidden(r.hidden) for r in rows))
         else:
             scope, work, tickets, hidden = "own", "own", "own", frozenset()
         policy = Policy(scope, hidden, user.id, dept, work, tickets)
@@ -204,6 +220,12 @@ def visible(columns: Iterable[str], policy: Policy | None = None) -> list[str]:
     """``columns`` without the hidden fields (a dotted column counts by its first part)."""
     hidden = hidden_fields(policy)
     return [c for c in columns if c.split(".")[0] not in hidden]
+
+
+def visible_specs(specs, policy: Policy | None = None) -> list:
+    """Field specs (app/services/fields.py) without those hidden from the user."""
+    hidden = hidden_fields(policy)
+    return [s for s in specs if s.key not in hidden]
 
 
 class RowScopeFilter(BaseFilter):

@@ -89,6 +89,7 @@ def _filters_and_order(view, args: MultiDict):
     """FAB's Filters of the list view set from ``args`` (as FAB's get_filter_args does for a
     list page), joined with the view's base filters, and the order. Refuses filters and sorts
     the list itself would refuse (unknown or hidden columns)."""
+    getattr(view, "refresh_filters", lambda: None)()  # the customer list's admin-defined fields
     filters = copy.copy(view._filters)  # shares the column->filter tables, own active filters
     filters.clear_filters()
     searchable = filters.get_search_filters()

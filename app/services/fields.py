@@ -154,6 +154,43 @@ def field_by_key(key: str) -> FieldSpec | None:
     return next((s for s in customer_fields() if s.key == key), None)
 
 
+# -- admin-defined values in SQL (SQLite json_extract / PostgreSQL ->>) ----------------------------
+
+NUMERIC_TYPES = ("number", "money")
+
+
+def extra_text(key: str):
+    """SQL: the stored value of an admin-defined field as text (NULL when empty)."""
+    from app.models import Customer
+
+    return Customer.extra[key].as_string()
+
+
+def extra_compare(spec: FieldSpec):
+    """SQL: the value as compared and sorted: numbers and money as NUMERIC (so 9 < 10), dates as
+    their ISO text (chronological), anything else as text."""
+    from sqlalchemy import Numeric, cast
+
+    return cast(extra_text(spec.key), Numeric(20, 4)) if spec.type in NUMERIC_TYPES else extra_text(spec.key)
+
+
+def sortable(spec: FieldSpec) -> bool:
+    return spec.custom and spec.type != "multi_choice"
+
+
+def sort_expression(spec: FieldSpec):
+    """SQL the list and API sort an admin-defined field by: extra_compare, and a single choice by
+    its item's Chinese name rather than its code."""
+    if spec.type == "single_choice":
+        from sqlalchemy import select
+        from app.models import DictionaryItem
+
+        return (select(DictionaryItem.name).where(DictionaryItem.type_key == (spec.dictionary or ""),
+                                                  DictionaryItem.code == extra_text(spec.key))
+                .limit(1).scalar_subquery())
+    return extra_compare(spec)
+
+
 def read_value(customer, spec: FieldSpec):
     """The stored value of one field (custom values from ``Customer.extra``)."""
     if spec.custom:

@@ -1134,8 +1134,11 @@ def error_workbook(batch: ImportBatch) -> bytes:
 
 def template_workbook() -> bytes:
     """An empty import template from the current field definitions: a notes row, the header row,
-    dropdown lists for dictionary fields (from a hidden sheet), text format for codes and phones."""
-    specs = importable_fields()
+    dropdown lists for dictionary fields (from a hidden sheet), text format for codes and phones.
+    Without the fields hidden from the current user (column scope)."""
+    from app.security.scopes import visible_specs
+
+    specs = visible_specs(importable_fields())
     lookups = Lookups(specs)
     buf = io.BytesIO()
     wb = _workbook(buf)

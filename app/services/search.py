@@ -13,7 +13,7 @@ API (GET /api/v1/customer/search) and a saved filter:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -29,11 +29,13 @@ from app.security import masking
 from app.security.scopes import current_user, hidden_fields, row_clause, visible
 from app.services import tagging
 from app.services.dedupe import normalise_credit_code, normalise_phone
-from app.services.fields import customer_fields, field_by_key
+from app.services.fields import (
+    CHOICE_TYPES, FieldValueError, clean_value, customer_fields, extra_compare, extra_text, field_by_key,
+)
 from app.services.search_keys import _clean, pinyin_tokens, write_tokens
 
 OPERATORS = {"eq": _l("equals"), "ne": _l("not equal"), "contains": _l("contains"),
-             "gte": _l("at least"), "lte": _l("at most")}
+             "gte": _l("at least"), "lte": _l("at most"), "in": _l("is one of")}
 _ORDERED = {"number", "money", "integer", "date", "datetime"}
 _RELATED = {"single_choice", "user", "department"}
 PAGE_SIZE, MAX_PAGE_SIZE, LOOKUP_LIMIT = 50, 200, 20
@@ -169,25 +171,45 @@ def _related_ids(spec, value: str):
                                            Department.name_en == value))
 
 
+def allowed_ops(spec) -> list[str]:
+    """The operators a condition on ``spec`` takes (in OPERATORS order): equals / not equal for
+    every field; contains for text (not for values masked from the user); at least / at most for
+    numbers, amounts and dates; is one of (comma separated) for choices; a multiple choice
+    "equals" a value it includes."""
+    allowed = {"eq", "ne"} | ({"gte", "lte"} if spec.type in _ORDERED else set()) | \
+        ({"contains"} if spec.type in ("text", "long_text") and not _probe_guarded(spec.key) else set()) | \
+        ({"in"} if spec.type in CHOICE_TYPES else set())
+    return [o for o in OPERATORS if o in allowed]
+
+
+def _split(raw: str) -> list[str]:
+    """Values of "is one of": comma separated (not 、, which dictionary names contain: 农、林、牧、渔业)."""
+    return [v.strip() for v in raw.replace("，", ",").split(",") if v.strip()]
+
+
 def condition_clause(key: str, op: str, raw: str, n: int = 1):
     """The SQL condition for one condition row (n numbers it in messages)."""
     spec = field_by_key(key)
     where = gettext("Condition %(n)s", n=n)
-    if spec is None or spec.custom or key in hidden_fields():
+    if spec is None or key in hidden_fields() or (spec.custom and not spec.searchable):
         raise SearchError([gettext("%(where)s: there is no field %(field)s you may search.", where=where, field=key)])
     where = f"{where} ({_label(spec)})"
-    allowed = {"eq", "ne"} | ({"gte", "lte"} if spec.type in _ORDERED else set()) | \
-        ({"contains"} if spec.type in ("text", "long_text") and not _probe_guarded(key) else set())
+    allowed = allowed_ops(spec)
     if op not in allowed:
-        names = "、".join(str(OPERATORS[o]) for o in OPERATORS if o in allowed)
+        names = "、".join(str(OPERATORS[o]) for o in allowed)
         raise SearchError([gettext("%(where)s: use one of %(ops)s.", where=where, ops=names)])
+    if spec.custom:
+        return _custom_clause(spec, op, raw, where)
     column = getattr(Customer, key)
     if spec.type in _RELATED:
         fk = getattr(Customer, f"{key}_id")
-        ids = _related_ids(spec, raw)
-        if db.session.execute(ids.limit(1)).first() is None:
-            raise SearchError([gettext("%(where)s: no such value: %(value)s.", where=where, value=raw)])
-        return fk.in_(ids) if op == "eq" else or_(fk.is_(None), fk.not_in(ids))
+        ids = []
+        for value in _split(raw) if op == "in" else [raw]:
+            ids.append(_related_ids(spec, value))
+            if db.session.execute(ids[-1].limit(1)).first() is None:
+                raise SearchError([gettext("%(where)s: no such value: %(value)s.", where=where, value=value)])
+        ids = union(*ids) if len(ids) > 1 else ids[0]
+        return or_(fk.is_(None), fk.not_in(ids)) if op == "ne" else fk.in_(ids)
     value = _parse_value(spec, raw, where)
     if key == "credit_code":
         value = normalise_credit_code(value) or value
@@ -202,6 +224,35 @@ def condition_clause(key: str, op: str, raw: str, n: int = 1):
     if op == "gte":
         return column >= value
     return column < value + timedelta(days=1) if spec.type == "datetime" else column <= value
+
+
+def _custom_clause(spec, op: str, raw: str, where: str):
+    """A condition on an admin-defined field (its value in Customer.extra), the value checked
+    like a stored one (clean_value: numbers, amounts, dates, choices by code or name)."""
+    expr = extra_text(spec.key)
+    if op == "contains":
+        return func.lower(expr).like(f"%{_escape(raw.lower())}%", escape="\\")
+    try:
+        values = [clean_value(replace(spec, required=False), v) for v in (_split(raw) if op == "in" else [raw])]
+    except FieldValueError as exc:
+        raise SearchError([gettext("%(where)s: %(problem)s", where=where, problem=str(exc))]) from None
+    values = [v[0] if isinstance(v, list) else v for v in values if v not in (None, [])]
+    if not values:
+        raise SearchError([gettext("%(where)s: give a value.", where=where)])
+    if spec.type == "multi_choice":  # includes the value (any of them for "is one of")
+        match = or_(*(expr.like(f'%"{_escape(v)}"%', escape="\\") for v in values))
+    elif op == "in":
+        match = expr.in_(values)
+    elif spec.type in ("number", "money"):
+        number = Decimal(values[0])
+        match = {"eq": extra_compare(spec) == number, "ne": extra_compare(spec) == number,
+                 "gte": extra_compare(spec) >= number, "lte": extra_compare(spec) <= number}[op]
+    elif spec.type in CHOICE_TYPES or spec.type == "date":
+        match = {"eq": expr == values[0], "ne": expr == values[0],
+                 "gte": expr >= values[0], "lte": expr <= values[0]}[op]
+    else:  # text: equals ignores case
+        match = func.lower(expr) == values[0].lower()
+    return or_(expr.is_(None), not_(match)) if op == "ne" else match
 
 
 def _probe_guarded(key: str) -> bool:
@@ -420,9 +471,10 @@ def reindex(only_missing: bool = True, batch: int = 2000) -> int:
 
 
 def condition_fields() -> list:
-    """The fields a condition row offers this user: the catalogue minus hidden fields."""
+    """The fields a condition row offers this user: the catalogue minus hidden fields, with the
+    admin-defined fields marked searchable (可筛选)."""
     hidden = hidden_fields()
-    return [s for s in customer_fields() if s.key not in hidden and not s.custom]
+    return [s for s in customer_fields() if s.key not in hidden and (s.searchable or not s.custom)]
 
 
 def filter_query_safe(item: SavedFilter) -> SearchQuery:

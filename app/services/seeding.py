@@ -227,7 +227,8 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
         policy = None
         if "scope" in r or "hide_fields" in r or "work_scope" in r or "ticket_scope" in r:
             from app.models.access import SCOPES
-            from app.security.scopes import HIDEABLE_FIELDS
+            from app.security.scopes import CATEGORY_PREFIX, HIDEABLE_FIELDS
+            from app.services.fields import CATEGORIES
 
             scope, work_scope = r.get("scope", "own"), r.get("work_scope", "own")
             ticket_scope = r.get("ticket_scope", "own")
@@ -240,7 +241,7 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
                 problems.add(where, "hide_fields 必须是字段列表", "hide_fields must be a list of fields")
                 hide = []
             for name in hide:
-                if name not in HIDEABLE_FIELDS:
+                if name not in HIDEABLE_FIELDS and name not in [CATEGORY_PREFIX + c for c in CATEGORIES]:
                     problems.add(where, f"不能隐藏的字段 '{name}'", f"field '{name}' cannot be hidden")
             policy = {"scope": scope, "hide_fields": ",".join(str(h) for h in hide), "work_scope": work_scope,
                       "ticket_scope": ticket_scope}

@@ -3,17 +3,16 @@ the log of full contact values shown (read only)."""
 from __future__ import annotations
 
 from flask_appbuilder import ModelView
-from flask_babel import lazy_gettext as _l
-from wtforms import StringField
-
-from app.views.lookup import use_text_user_filter
-from wtforms import SelectField
-from wtforms.validators import ValidationError
+from flask_appbuilder.fieldwidgets import Select2ManyWidget
+from flask_babel import gettext, lazy_gettext as _l
+from wtforms import SelectField, SelectMultipleField, StringField
 
 from app.models import RevealLog, RolePolicy
 from app.models.access import SCOPES
-from app.security.scopes import HIDEABLE_FIELDS
+from app.security.scopes import CATEGORY_PREFIX, HIDEABLE_FIELDS
+from app.services import fields as catalogue
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
+from app.views.lookup import use_text_user_filter
 
 SCOPE_LABELS = {"own": _l("Own customers"), "department": _l("Department's customers"),
                 "all": _l("All customers")}
@@ -21,12 +20,45 @@ WORK_SCOPE_LABELS = {"own": _l("Own tasks"), "department": _l("Department's task
 TICKET_SCOPE_LABELS = {"own": _l("Own tickets"), "department": _l("Department's tickets"), "all": _l("All tickets")}
 
 
-def _check_fields(form, field) -> None:
-    names = [f.strip() for f in (field.data or "").replace("，", ",").split(",") if f.strip()]
-    unknown = [n for n in names if n not in HIDEABLE_FIELDS]
-    if unknown:
-        raise ValidationError(_l("Unknown fields: %(names)s. Allowed: %(allowed)s",
-                                 names=", ".join(unknown), allowed=", ".join(HIDEABLE_FIELDS)))
+def hideable_choices() -> list[tuple[str, str]]:
+    """What a role may be denied: the built-in business fields, every admin-defined field of a
+    category (also those added later), and each admin-defined field (字段配置)."""
+    builtin = [(s.key, s.label) for s in catalogue.BUILTIN if s.key in HIDEABLE_FIELDS]
+    categories = [(CATEGORY_PREFIX + key, gettext("%(category)s: every custom field, also ones added later",
+                                                  category=gettext(msgid)))
+                  for key, msgid in catalogue.CATEGORY_LABELS.items()]
+    custom = [(s.key, f"{s.label} ({s.key}, {gettext(catalogue.CATEGORY_LABELS[s.category])})")
+              for s in catalogue.custom_fields()]
+    return builtin + categories + custom
+
+
+class HiddenFieldsField(SelectMultipleField):
+    """Hidden fields picked from hideable_choices(), stored comma separated (RolePolicy.hide_fields)."""
+
+    widget = Select2ManyWidget()
+
+    def __init__(self, label=None, **kw):
+        super().__init__(label, choices=hideable_choices, **kw)
+
+    def process_data(self, value):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.replace("，", ",").split(",") if v.strip()]
+        super().process_data(value)
+
+    def pre_validate(self, form):
+        known = {key for key, _ in hideable_choices()}
+        unknown = [v for v in self.data or [] if v not in known]
+        if unknown:
+            raise ValueError(gettext("Unknown fields: %(names)s.", names=", ".join(unknown)))
+
+    def populate_obj(self, obj, name):
+        setattr(obj, name, ",".join(self.data or []))
+
+
+def _hidden_labels(value) -> str:
+    labels = dict(hideable_choices())
+    names = [v.strip() for v in (value or "").split(",") if v.strip()]
+    return "、".join(str(labels.get(n, n)) for n in names)
 
 
 class RolePolicyModelView(LocalizedValuesMixin, ModelView):
@@ -43,17 +75,20 @@ class RolePolicyModelView(LocalizedValuesMixin, ModelView):
         "work_scope": _l("Whose tasks and reminders the role sees (staff: their own; supervisors: their department's)."),
         "ticket_scope": _l("Which service tickets: own = handled, collaborated on or opened by the user; "
                            "department = also every ticket of the user's department; all."),
-        "hide_fields": _l("Comma-separated business fields the role does not see, e.g. total_amount, annual_revenue."),
+        "hide_fields": _l("Fields the role does not see anywhere (lists, pages, forms, API, search, exports, "
+                          "imports, history): business fields, admin-defined fields one by one, or every "
+                          "admin-defined field of a category, including fields added later."),
     }
     formatters_columns = {"scope": lambda v: str(SCOPE_LABELS.get(v, v)),
                           "work_scope": lambda v: str(WORK_SCOPE_LABELS.get(v, v)),
-                          "ticket_scope": lambda v: str(TICKET_SCOPE_LABELS.get(v, v))}
+                          "ticket_scope": lambda v: str(TICKET_SCOPE_LABELS.get(v, v)),
+                          "hide_fields": _hidden_labels}
     add_form_extra_fields = edit_form_extra_fields = {
         "scope": SelectField(_l("Row scope"), choices=[(s, SCOPE_LABELS[s]) for s in SCOPES]),
         "work_scope": SelectField(_l("Task scope"), choices=[(s, WORK_SCOPE_LABELS[s]) for s in SCOPES]),
         "ticket_scope": SelectField(_l("Ticket scope"), choices=[(s, TICKET_SCOPE_LABELS[s]) for s in SCOPES]),
+        "hide_fields": HiddenFieldsField(_l("Hidden fields")),
     }
-    validators_columns = {"hide_fields": [_check_fields]}
 
 
 class RevealLogModelView(LocalizedValuesMixin, ModelView):

@@ -14,7 +14,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from flask import flash, g, has_request_context, redirect, request
+from flask import abort, flash, g, has_app_context, has_request_context, redirect, request
 from flask_appbuilder import ModelView
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import (
@@ -22,13 +22,14 @@ from flask_appbuilder.fieldwidgets import (
 )
 from flask_appbuilder.models.filters import BaseFilter
 from flask_babel import gettext, lazy_gettext as _l
-from sqlalchemy import Numeric, cast, false, func, inspect as sa_inspect, not_, or_
+from sqlalchemy import false, func, inspect as sa_inspect, not_, or_
 from wtforms import SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
 from app.extensions import db
 from app.models import CustomField, Customer
 from app.security import masking
+from app.security.scopes import hidden_fields, visible_specs
 from app.services import fields as catalogue
 from app.services.fields import CHOICE_TYPES, FieldSpec, FieldValueError, clean_value, custom_field, custom_fields
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin
@@ -60,14 +61,19 @@ def clean_values(specs: list[FieldSpec], given: dict, stored: dict | None, parti
     return values, errors
 
 
+def shown_fields() -> list[FieldSpec]:
+    """The active admin-defined fields the current user may see (column scope)."""
+    return visible_specs(custom_fields())
+
+
 def api_values(item: Customer, full: bool) -> tuple[dict, list[str]]:
-    """The "extra" object of the API: every active field's stored value (choices as item codes,
-    money as a 2-decimal string, dates as ISO strings), phones and e-mails masked unless
-    ``full``. Also returns the keys shown in full (to be logged)."""
+    """The "extra" object of the API: the stored value of every active field the user may see
+    (choices as item codes, money as a 2-decimal string, dates as ISO strings), phones and
+    e-mails masked unless ``full``. Also returns the keys shown in full (to be logged)."""
     stored = (item.extra if item is not None else None) or {}
     kinds = masking.masked_fields("customer")
     out, revealed = {}, []
-    for spec in custom_fields():
+    for spec in shown_fields():
         value = stored.get(spec.key)
         if spec.key in kinds and value:
             if full:
@@ -155,7 +161,7 @@ def search_field(spec: FieldSpec):
 
 class _ExtraFilter(BaseFilter):
     def _expr(self):
-        return self.model.extra[self.column_name].as_string()
+        return catalogue.extra_text(self.column_name)
 
     def _value(self, value):
         """The filter value cleaned like a stored value (None: refused or empty)."""
@@ -172,10 +178,10 @@ class _ExtraFilter(BaseFilter):
 
     @staticmethod
     def _numeric(spec: FieldSpec) -> bool:
-        return spec.type in ("number", "money")
+        return spec.type in catalogue.NUMERIC_TYPES
 
     def _compare(self, spec: FieldSpec):
-        return cast(self._expr(), Numeric(20, 4)) if self._numeric(spec) else self._expr()
+        return catalogue.extra_compare(spec)
 
     def _operand(self, spec: FieldSpec, value):
         return Decimal(value) if self._numeric(spec) else value
@@ -253,7 +259,7 @@ def register_custom_filters(view) -> None:
     filters = view._filters
     base = view.__dict__.setdefault("_base_filter_maps", (
         dict(filters._search_filters), dict(filters._all_filters), list(filters.search_columns)))
-    custom = {s.key: [f(s.key, view.datamodel) for f in FILTERS[s.type]] for s in custom_fields() if s.searchable}
+    custom = {s.key: [f(s.key, view.datamodel) for f in FILTERS[s.type]] for s in shown_fields() if s.searchable}
     filters._search_filters = {**base[0], **custom}
     filters._all_filters = {**base[1], **custom}
     filters.search_columns = base[2] + list(custom)
@@ -262,7 +268,17 @@ def register_custom_filters(view) -> None:
 # -- the customer view and API --------------------------------------------------------------------
 
 class CustomerInterface(CrmSQLAInterface):
-    """Reads an admin-defined field's value (as display text) where FAB reads a column."""
+    """Reads an admin-defined field's value (as display text) where FAB reads a column, and sorts
+    by one (numbers numerically, dates chronologically, choices by name; empty values last)."""
+
+    def apply_order_by(self, query, order_column, order_direction, *args, **kwargs):
+        spec = custom_field(order_column) if order_column and not hasattr(self.obj, order_column) else None
+        if spec is None or not catalogue.sortable(spec):
+            return super().apply_order_by(query, order_column, order_direction, *args, **kwargs)
+        expr = catalogue.sort_expression(spec)
+        if order_direction == "desc":
+            return query.order_by(expr.desc().nulls_last(), self.obj.id.desc())
+        return query.order_by(expr.asc().nulls_last(), self.obj.id.asc())
 
     def _get_attr_value(self, item, col):
         if "." not in col and not hasattr(type(item), col):
@@ -289,12 +305,14 @@ class _Live:
         if view is None:
             return self
         base = self._base(view)
-        if not has_request_context() or base is None:
+        # live in a request, and in a job or command acting as someone (an export job sorts by a
+        # custom column); not while the views are being registered
+        if base is None or not (has_request_context() or (has_app_context() and g.get("user") is not None)):
             return base
         cache = g.setdefault("_crm_live_attrs", {})
-        key = (id(view), self.name)
+        key = (id(view), self.name, getattr(g.get("user"), "id", None))
         if key not in cache:
-            cache[key] = self.extend(view, base, custom_fields())
+            cache[key] = self.extend(view, base, shown_fields())
         return cache[key]
 
     def __set__(self, view, value):
@@ -329,6 +347,7 @@ class CustomFieldsViewMixin:
         "add_columns": lambda v, base, specs: list(base) + [s.key for s in specs],
         "edit_columns": lambda v, base, specs: list(base) + [s.key for s in specs],
         "search_columns": lambda v, base, specs: list(base) + [s.key for s in specs if s.searchable],
+        "order_columns": lambda v, base, specs: list(base) + [s.key for s in specs if s.in_list and catalogue.sortable(s)],
         "label_columns": lambda v, base, specs: {**base, **{s.key: s.label for s in specs}},
         "show_fieldsets": lambda v, base, specs: _category_fieldsets(base, specs, v.category_titles),
         "add_fieldsets": lambda v, base, specs: _category_fieldsets(base, specs, v.category_titles),
@@ -351,8 +370,15 @@ class CustomFieldsViewMixin:
             setattr(cls, name, _Live(name, extend))
 
     def _list(self, **kwargs):
-        register_custom_filters(self)
+        hidden = hidden_fields()  # a hidden custom field is not even a filter here: refuse, don't ignore
+        if any(m and m.group(1) in hidden for m in (re.fullmatch(r"_flt_\d+_(.+)", a) for a in request.args)):
+            abort(403)
+        self.refresh_filters()
         return super()._list(**kwargs)
+
+    def refresh_filters(self) -> None:
+        """This request's (or export job's) searchable fields as filters (exports call it too)."""
+        register_custom_filters(self)
 
 
 class CustomFieldsApiMixin:
@@ -367,9 +393,10 @@ class CustomFieldsApiMixin:
             given = {}
         if not isinstance(given, dict):
             return self.response_422(message={"extra": [gettext("Expected an object of field values.")]})
-        specs = custom_fields()
-        known = {s.key for s in specs}
-        errors = {k: [gettext("Unknown field.")] for k in given if k not in known}
+        specs = shown_fields()
+        known, hidden = {s.key for s in specs}, hidden_fields()
+        errors = {k: [gettext("A field your role may not see or change.") if k in hidden else gettext("Unknown field.")]
+                  for k in given if k not in known}
         values, value_errors = clean_values(specs, given, item.extra if item is not None else None, partial)
         errors.update(value_errors)
         if errors:
@@ -391,6 +418,27 @@ class CustomFieldsApiMixin:
         "custom_ct" | "custom_gt" | "custom_lt", "value": ...}."""
         register_custom_filters(self)
         return super()._handle_filters_args(rison_args)
+
+    def info_headless(self, **kwargs):
+        """_info lists the filters of the searchable fields the user may see too."""
+        response = super().info_headless(**kwargs)
+        data = response.get_json(silent=True)
+        if response.status_code != 200 or not isinstance(data, dict) or "filters" not in data:
+            return response
+        register_custom_filters(self)
+        flts = self._filters.get_search_filters()
+        for spec in shown_fields():
+            if spec.searchable and spec.key in flts:
+                data["filters"][spec.key] = [{"name": str(f.name), "operator": f.arg_name} for f in flts[spec.key]]
+        return self.response(200, **data)
+
+    def _handle_order_args(self, rison_args):
+        """order_column may name a sortable admin-defined field the user may see."""
+        column = str(rison_args.get("order_column", ""))
+        spec = next((s for s in shown_fields() if s.key == column and catalogue.sortable(s)), None)
+        if spec is not None:
+            return column, "desc" if rison_args.get("order_direction") == "desc" else "asc"
+        return super()._handle_order_args(rison_args)
 
     def apply_extra(self, item: Customer) -> None:
         catalogue.set_custom_values(item, g.pop("_crm_extra_values", {}))

@@ -368,7 +368,7 @@ class CustomerApi(CustomerSearchApiMixin, CustomFieldsApiMixin, CustomerMergeApi
     resource_name = "customer"
     base_filters = ROW_SCOPE + NOT_ARCHIVED
     masked_model = "customer"
-    datamodel = CrmSQLAInterface(Customer)
+    datamodel = CustomerInterface(Customer)
     allow_browser_login = True
     list_columns = ["id", "customer_no", "name", "industry.name", "type.name", "level.name",
                     "region.name", "owner.username", "last_contact_at", "changed_on"]

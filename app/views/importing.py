@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models.importing import ImportBatch, ImportTemplate
+from app.security.scopes import visible_specs
 from app.services import importer
 
 PERMS = "CustomerImport"
@@ -97,7 +98,7 @@ class ImportView(BaseView):
         samples = [[importer.text_of(c) for c in cells] for _, cells in sheet.rows[:3]]
         templates = db.session.execute(select(ImportTemplate.name).order_by(ImportTemplate.name)).scalars().all()
         return self.render_template("crm/import_mapping.html", batch=batch, sheet=sheet, mapping=mapping,
-                                    samples=samples, fields=importer.importable_fields(), templates=templates,
+                                    samples=samples, fields=visible_specs(importer.importable_fields()), templates=templates,
                                     ignore=importer.IGNORE, title=_l("Map Columns"))
 
     def _launch(self, batch: ImportBatch, dry_run: bool) -> None:

@@ -77,7 +77,7 @@ class CustomerSearchView(BaseView):
         saved = [(f, query_url(search.filter_query_safe(f))) for f in search.saved_filters()]
         return self.render_template(
             "crm/search.html", title=_("Search Customers"), query=query, result=result, rows=rows,
-            fields=search.condition_fields(), operators=search.OPERATORS, labels=COLUMN_LABELS,
+            fields=search.condition_fields(), operators=search.OPERATORS, ops_of=search.allowed_ops, labels=COLUMN_LABELS,
             tags=[t.label for t in _active_tags()], saved=saved, query_url=query_url,
             query_json=query.as_dict())
 

@@ -73,3 +73,51 @@ def test_admin_adds_a_field_and_uses_it_in_the_customer_form(app, live_server, n
         shot(page, "22-customer-show-custom-field-zh", viewport_too=True)
     finally:
         _retire(app, key)
+
+
+def test_search_page_offers_a_custom_field_with_its_own_operators(app, live_server, new_page):
+    """A searchable money field among 客户检索's conditions: choosing it leaves only 等于 / 不等于 /
+    不小于 / 不大于 in the operator box; the search finds by amount. 数据范围 offers the field and
+    the whole 业务信息 category to hide."""
+    tag = uuid.uuid4().hex[:6]
+    key, label = f"ht{tag}", f"合同额{tag}"
+    page = new_page()
+    log_in(page, live_server, "admin", ADMIN_PASSWORD)
+    try:
+        page.goto(f"{live_server}/customfieldmodelview/add")
+        page.fill("#key", key)
+        page.fill("#label_zh", label)
+        page.evaluate("() => { $('#field_type').val('money').trigger('change'); $('#category').val('business').trigger('change'); }")
+        for box in ("#in_list", "#searchable"):
+            page.check(box)
+        page.locator("button[type=submit]").first.click()
+        page.wait_for_load_state("networkidle")
+        assert "记录已添加" in assert_page_ok(page)
+        page.goto(f"{live_server}/customersearch/?q=x")
+        token = page.locator("input[name=csrf_token]").first.input_value()
+        for suffix, amount in (("小", "9.5"), ("大", "120")):
+            resp = page.request.post(f"{live_server}/api/v1/customer/", headers={"X-CSRFToken": token},
+                                     data={"name": f"浏览器检索{tag}{suffix}", "extra": {key: amount}})
+            assert resp.status == 201, resp.text()
+        page.goto(f"{live_server}/customersearch/")
+        assert_page_ok(page)
+        field = page.locator("select[name=cf]").first
+        field.select_option(key)
+        enabled = page.locator("select[name=co]").first.evaluate(
+            "s => Array.from(s.options).filter(o => !o.disabled).map(o => o.value)")
+        assert enabled == ["eq", "ne", "gte", "lte"], enabled
+        page.locator("select[name=co]").first.select_option("gte")
+        page.locator("input[name=cv]").first.fill("10")
+        page.fill("#crm-search-q", f"浏览器检索{tag}")
+        page.locator("#crm-search-go").click()
+        page.wait_for_load_state("networkidle")
+        results = assert_page_ok(page)
+        shot(page, "23-search-custom-condition-zh", viewport_too=True)
+        assert f"浏览器检索{tag}大" in results and f"浏览器检索{tag}小" not in results, results[:1500]
+        page.goto(f"{live_server}/rolepolicymodelview/add")
+        form = assert_page_ok(page)
+        assert label in form and "业务信息：全部自定义字段（含以后新增的）" in form, form[:1500]
+        page.evaluate(f"() => $('#hide_fields').val(['total_amount', 'category:business', '{key}']).trigger('change')")
+        shot(page, "24-data-scope-hidden-custom-fields-zh", viewport_too=True)
+    finally:
+        _retire(app, key)
