@@ -8,6 +8,7 @@ from datetime import datetime
 
 from flask import g
 from flask_babel import gettext, lazy_gettext as _l
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.extensions import appbuilder, db
 from app.models import AgentProfile, CrmUser, Customer, Ticket, TicketEvent
@@ -172,7 +173,11 @@ def transition(ticket: Ticket, action: str, comment: str | None = None, handler_
         ticket.status = ASSIGNED if ticket.handler_id else NEW
         ticket.closed_at = ticket.resolved_at = ticket.handling_hours = None
     _event(ticket, action, before, comment, now)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except StaleDataError as exc:
+        db.session.rollback()
+        raise TicketError(gettext("Someone else changed this ticket meanwhile. Please reload it and try again.")) from exc
     return ticket
 
 
