@@ -53,7 +53,9 @@ PERIODIC: dict[str, PeriodicJob] = {
         PeriodicJob("feedback_mail", "app.services.mail_intake:read_mailbox", 300,
                     _l("Read the feedback mailbox (IMAP) into feedback")),
         PeriodicJob("satisfaction_followup", "app.services.satisfaction:send_due_surveys", 900,
-                    _l("Send satisfaction links for feedback resolved in the last 24 hours")),
+                    _l("Send satisfaction links for feedback and tickets resolved in the last 24 hours")),
+        PeriodicJob("feedback_reminders", "app.services.reminders:feedback_reminders", 3600,
+                    _l("Remind handlers of feedback past its promised date")),
     ]
 }
 

@@ -102,8 +102,10 @@ class Reminder(Model):
     __tablename__ = "crm_reminder"
     __table_args__ = (UniqueConstraint("kind", "subject_id", "user_id", "period", name="uq_reminder_once"),)
     id = Column(Integer, primary_key=True)
-    kind = Column(String(32), nullable=False)  # task_due / task_overdue / key_info_stale / no_contact
-    subject_id = Column(Integer, nullable=False)  # the task's or the customer's id (by kind)
+    # task_due / task_overdue / key_info_stale / no_contact; the SLA alert kinds (ticket);
+    # feedback_overdue (feedback); revisit (a low satisfaction score: ticket or feedback)
+    kind = Column(String(32), nullable=False)
+    subject_id = Column(Integer, nullable=False)  # the task's, customer's, ticket's, feedback's or revisit's id
     user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False, index=True)
     user = relationship("CrmUser")
     period = Column(String(32), nullable=False)  # the occurrence: the due time, the last change ...
@@ -111,6 +113,10 @@ class Reminder(Model):
     customer = relationship("Customer")
     task_id = Column(Integer, ForeignKey("crm_task.id", ondelete="CASCADE"), index=True)
     task = relationship(Task)
+    ticket_id = Column(Integer, ForeignKey("crm_ticket.id", ondelete="CASCADE"), index=True)
+    ticket = relationship("Ticket")
+    feedback_id = Column(Integer, ForeignKey("crm_feedback.id", ondelete="CASCADE"), index=True)
+    feedback = relationship("Feedback")
     created_on = Column(DateTime, nullable=False, default=datetime.utcnow, index=True)
     read_at = Column(DateTime)
     emailed_at = Column(DateTime)

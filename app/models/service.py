@@ -12,7 +12,7 @@ from sqlalchemy import (
     Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import column_property, relationship
 
 from app.models.dictionary import _localized
 
@@ -118,6 +118,8 @@ class AgentProfile(Model):
     skills = Column(String(255), nullable=False, default="")  # e.g. repair,complaint
     regions = Column(String(255), nullable=False, default="")  # region codes; empty = any region
     away = Column(Boolean, nullable=False, default=False)
+    # open tickets handled now: kept by app/services/assignment.py in the transaction that moves them
+    open_tickets = Column(Integer, nullable=False, default=0, server_default="0")
 
     def __repr__(self) -> str:
         return repr(self.user)
@@ -170,11 +172,12 @@ class Ticket(AuditMixin, Model):
     priority = relationship("DictionaryItem", foreign_keys=[priority_id])
     title = Column(String(200), nullable=False)
     description = Column(Text)
-    status = Column(String(20), nullable=False, default=NEW, index=True)
+    # active_history: the old handler and status are known at flush (agents' open-ticket counters)
+    status = column_property(Column(String(20), nullable=False, default=NEW, index=True), active_history=True)
     team_id = Column(Integer, ForeignKey("crm_team.id"), index=True)
     team = relationship(Team)
-    handler_id = Column(Integer, ForeignKey("ab_user.id"), index=True)
-    handler = relationship("CrmUser", foreign_keys=[handler_id])
+    handler_id = column_property(Column(Integer, ForeignKey("ab_user.id"), index=True), active_history=True)
+    handler = relationship("CrmUser", foreign_keys="Ticket.handler_id")
     department_id = Column(Integer, ForeignKey("crm_department.id"), index=True)  # the handling team's
     department = relationship("Department")
     collaborators = relationship("CrmUser", secondary=ticket_collaborators)
@@ -194,10 +197,16 @@ class Ticket(AuditMixin, Model):
     waiting_since = Column(DateTime)  # set while waiting on the customer (clock paused)
     paused_minutes = Column(Integer, nullable=False, default=0)  # working minutes paused so far
     handling_hours = Column(Float)  # working hours from opening to resolution, pauses excluded
+    satisfaction_score = Column(Integer)  # the customer's answer to the survey after archiving (1-5)
+    satisfaction_comment = Column(Text)
     events = relationship("TicketEvent", back_populates="ticket", cascade="all, delete-orphan",
                           order_by="TicketEvent.id")
     alerts = relationship("SlaAlert", back_populates="ticket", cascade="all, delete-orphan",
                           order_by="SlaAlert.id")
+    # optimistic lock: an UPDATE matches only the version it read, so two people moving the same
+    # ticket at once cannot both win (and agents' open-ticket counters stay exact)
+    version = Column(Integer, nullable=False, default=1, server_default="1")
+    __mapper_args__ = {"version_id_col": version}
 
     def __repr__(self) -> str:
         return self.ticket_no or ""

@@ -273,11 +273,11 @@ def feedback_clause(policy: Policy | None = None):
 
 def subject_clause(model: type, policy: Policy | None = None):
     """Surveys and revisits follow their subject's scope (and a revisit its assignee)."""
-    from app.models import Feedback
+    from app.models import Feedback, Ticket
 
-    clause = (model.subject_kind == "feedback") & model.subject_id.in_(
-        select(Feedback.id).where(feedback_clause(policy)))
     policy = policy or current_policy()
+    clause = or_((model.subject_kind == "feedback") & model.subject_id.in_(select(Feedback.id).where(feedback_clause(policy))),
+                 (model.subject_kind == "ticket") & model.subject_id.in_(select(Ticket.id).where(row_clause(Ticket, policy))))
     if hasattr(model, "assignee_id") and policy.user_id:
         clause = or_(clause, model.assignee_id == policy.user_id)
     return clause

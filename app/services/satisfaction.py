@@ -1,5 +1,5 @@
-"""Satisfaction follow-up (满意度回访): within 24 hours of a subject (a feedback; tickets plug in
-with one ``register_subject`` line) being resolved, its customer gets a one-question link
+"""Satisfaction follow-up (满意度回访): within 24 hours of a subject (a feedback, or a ticket whose
+resolution was approved: 已归档) being resolved, its customer gets a one-question link
 (score 1-5 and a comment; single use; expires). A score of 3 or less raises a revisit for a
 supervisor, due within 24 hours. Scores and comments attach to the subject and its handler.
 
@@ -15,7 +15,7 @@ import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from flask import current_app, has_request_context, request
@@ -23,7 +23,8 @@ from flask_babel import gettext
 from sqlalchemy import func
 
 from app.extensions import db
-from app.models import CrmUser, Feedback, Revisit, Survey
+from app.models import Contact, CrmUser, Feedback, Revisit, Survey, Ticket
+from app.models.service import ARCHIVED
 
 log = logging.getLogger(__name__)
 LOW_SCORE = 3
@@ -35,19 +36,26 @@ class Subject:
     number_attr: str
     resolved_attr: str  # datetime column set when resolved
     score_attrs: tuple[str, str]  # where the score and comment attach
+    only: Callable[[], Any] | None  # an extra SQL condition for "resolved"
+    page: str  # the staff page's endpoint (the revisit's link)
 
 
 SUBJECTS: dict[str, Subject] = {}
 
 
-def register_subject(kind: str, model: type, number_attr: str, resolved_attr: str = "resolved_at",
-                     score_attrs: tuple[str, str] = ("satisfaction_score", "satisfaction_comment")) -> None:
+def register_subject(kind: str, model: type, number_attr: str, page: str, resolved_attr: str = "resolved_at",
+                     score_attrs: tuple[str, str] = ("satisfaction_score", "satisfaction_comment"),
+                     only: Callable[[], Any] | None = None) -> None:
     """Make ``model`` surveyable: it needs ``handler_id``, ``email`` or a customer, a resolution
     time and two columns for the score and comment."""
-    SUBJECTS[kind] = Subject(model, number_attr, resolved_attr, score_attrs)
+    SUBJECTS[kind] = Subject(model, number_attr, resolved_attr, score_attrs, only, page)
 
 
-register_subject("feedback", Feedback, "feedback_no")  # tickets: register_subject("ticket", Ticket, "ticket_no")
+register_subject("feedback", Feedback, "feedback_no", "FeedbackModelView.show")
+# a ticket is resolved for its customer when the supervisor approves the resolution (待审核 →
+# 已归档: closed_at); 送回 and 重开 clear it, 已关闭 (closed unresolved) asks nothing
+register_subject("ticket", Ticket, "ticket_no", "TicketModelView.show", resolved_attr="closed_at",
+                 only=lambda: Ticket.status == ARCHIVED)
 
 
 class SurveyError(ValueError):
@@ -79,12 +87,27 @@ def survey_for(kind: str, subject_id: int) -> Survey | None:
             .order_by(Survey.id.desc()).first())
 
 
-def _send(survey: Survey, subject) -> str | None:
-    """E-mail the link when SMTP_URL is set and the subject has an address; else None (staff
-    read the link on the subject's page, the customer on the status page)."""
+def address_of(subject) -> str | None:
+    """Where the link goes: the subject's own e-mail (feedback), else its customer's primary
+    (or first) contact's."""
     address = getattr(subject, "email", None)
+    if address or getattr(subject, "customer_id", None) is None:
+        return address
+    return (db.session.query(Contact.email).filter(Contact.customer_id == subject.customer_id, Contact.email.isnot(None),
+                                                   Contact.email != "")
+            .order_by(Contact.is_primary.desc(), Contact.id).limit(1).scalar())
+
+
+def _send(survey: Survey, subject) -> str | None:
+    """E-mail the link when the subject has an address: through SMTP_URL (returns the address),
+    or logged to the console when SMTP_URL is not set (returns None: not sent). Staff read the
+    link on the subject's page, a feedback's customer on the status page."""
+    address = address_of(subject)
     smtp_url = current_app.config.get("SMTP_URL")
-    if not address or not smtp_url:
+    if not address:
+        return None
+    if not smtp_url:
+        log.info("survey e-mail (SMTP_URL unset) to %s: %s", address, link_of(survey))
         return None
     url = urlparse(smtp_url)
     msg = EmailMessage()
@@ -126,8 +149,9 @@ def send_due_surveys(now: datetime | None = None) -> dict[str, int]:
         resolved = getattr(spec.model, spec.resolved_attr)
         has_survey = db.session.query(Survey.id).filter(Survey.subject_kind == kind,
                                                         Survey.subject_id == spec.model.id).exists()
+        extra = [spec.only()] if spec.only else []
         for subject in (db.session.query(spec.model).filter(resolved.isnot(None), resolved >= now - timedelta(hours=24),
-                                                             ~has_survey).order_by(spec.model.id)):
+                                                             ~has_survey, *extra).order_by(spec.model.id)):
             create_survey(kind, subject)
             made += 1
     return {"surveys": made}
@@ -182,12 +206,18 @@ def answer(token: str, score: Any, comment: str | None) -> Survey:
     if subject is not None:
         setattr(subject, spec.score_attrs[0], score)
         setattr(subject, spec.score_attrs[1], comment or None)
+    revisit = None
     if score <= LOW_SCORE:
         supervisor = supervisor_for_revisit()
-        db.session.add(Revisit(subject_kind=survey.subject_kind, subject_id=survey.subject_id,
-                               subject_no=survey.subject_no, survey_id=survey.id,
-                               assignee_id=supervisor.id if supervisor else None,
-                               due_at=now + timedelta(hours=24)))
+        revisit = Revisit(subject_kind=survey.subject_kind, subject_id=survey.subject_id,
+                          subject_no=survey.subject_no, survey_id=survey.id,
+                          assignee_id=supervisor.id if supervisor else None, due_at=now + timedelta(hours=24))
+        db.session.add(revisit)
+        db.session.flush()
+    if revisit is not None:  # in the supervisor's 我的工作台; commits the answer with it
+        from app.services.reminders import revisit_reminder
+
+        revisit_reminder(revisit, getattr(subject, "customer_id", None))
     db.session.commit()
     db.session.refresh(survey)
     return survey
@@ -199,3 +229,22 @@ def handler_scores(handler_id: int) -> tuple[int, float | None]:
         Survey.handler_id == handler_id, Survey.score.isnot(None)).one()
     return n, (round(float(mean), 2) if mean is not None else None)
 
+
+
+def follow_up(kind: str, subject) -> dict:
+    """What a subject's page shows of its follow-up: the survey and its link, the answer, the
+    revisits, and the handler's scores over all their surveys."""
+    survey = survey_for(kind, subject.id) if subject is not None else None
+    revisits = (db.session.query(Revisit).filter_by(subject_kind=kind, subject_id=subject.id).order_by(Revisit.id).all()
+                if subject is not None else [])
+    return {"kind": kind, "survey": survey, "survey_link": link_of(survey) if survey else None, "revisits": revisits,
+            "handler_scores": handler_scores(subject.handler_id) if subject is not None and subject.handler_id else None}
+
+
+def scores_by_handler(user_ids: list[int]) -> dict[int, tuple[int, float]]:
+    """(answers, mean score) per handler, for a list of handlers (one query)."""
+    if not user_ids:
+        return {}
+    rows = db.session.query(Survey.handler_id, func.count(Survey.score), func.avg(Survey.score)).filter(
+        Survey.handler_id.in_(user_ids), Survey.score.isnot(None)).group_by(Survey.handler_id)
+    return {uid: (n, round(float(mean), 2)) for uid, n, mean in rows}

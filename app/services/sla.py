@@ -243,7 +243,7 @@ def handling_hours(ticket: Ticket, end: datetime) -> float | None:
 
 # -- the periodic job ---------------------------------------------------------------------------
 
-def _insert_alerts(kind: str, due_col, done_col, warn: bool, now: datetime) -> int:
+def _insert_alerts(kind: str, due_col, done_col, warn: bool, now: datetime) -> list[int]:
     """One INSERT .. SELECT: an alert row for every open, running ticket past the moment that
     has none of this kind yet. The unique (ticket_id, kind) makes a concurrent second run add
     nothing: it loses the race and its statement is retried without the taken rows."""
@@ -263,13 +263,16 @@ def _insert_alerts(kind: str, due_col, done_col, warn: bool, now: datetime) -> i
     stmt = insert(SlaAlert).from_select(
         ["ticket_id", "kind", "user_id", "created_at"],
         select(Ticket.id, literal(kind), recipient, literal(now)).where(*cond)).on_conflict_do_nothing().returning(SlaAlert.id)
-    return len(db.session.execute(stmt).all())
+    return list(db.session.execute(stmt).scalars())
 
 
 def run_sla_check(now: datetime | None = None) -> dict:
-    """Warn handlers before a breach and escalate to the team supervisor on breach, once each."""
+    """Warn handlers before a breach and escalate to the team supervisor on breach, once each;
+    each new alert is also a reminder in the recipient's 我的工作台 (same transaction)."""
+    from app.services.reminders import sla_reminders
+
     now = now or datetime.utcnow()
-    counts = {
+    made = {
         "first_response_warning": _insert_alerts("first_response_warning", Ticket.first_response_warn_at,
                                                  Ticket.first_responded_at, True, now),
         "resolution_warning": _insert_alerts("resolution_warning", Ticket.resolution_warn_at, Ticket.resolved_at, True, now),
@@ -277,6 +280,8 @@ def run_sla_check(now: datetime | None = None) -> dict:
                                                 Ticket.first_responded_at, False, now),
         "resolution_breach": _insert_alerts("resolution_breach", Ticket.resolution_due, Ticket.resolved_at, False, now),
     }
+    counts = {kind: len(ids) for kind, ids in made.items()}
+    counts["reminders"] = sla_reminders([i for ids in made.values() for i in ids])
     db.session.commit()
     return counts
 

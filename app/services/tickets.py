@@ -8,6 +8,7 @@ from datetime import datetime
 
 from flask import g
 from flask_babel import gettext, lazy_gettext as _l
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.extensions import appbuilder, db
 from app.models import AgentProfile, CrmUser, Customer, Ticket, TicketEvent
@@ -124,8 +125,18 @@ def open_ticket(ticket: Ticket, now: datetime | None = None) -> Ticket:
 
 def transition(ticket: Ticket, action: str, comment: str | None = None, handler_id: int | None = None,
                now: datetime | None = None) -> Ticket:
-    """Take one step of the flow, or raise TicketError saying why not. Commits."""
-    now = now or datetime.utcnow()
+    """Take one step of the flow, or raise TicketError saying why not. Commits. A ticket changed
+    by someone else since it was read (its version moved on) is refused, not overwritten."""
+    try:
+        _step(ticket, action, comment, handler_id, now or datetime.utcnow())
+        db.session.commit()
+    except StaleDataError as exc:
+        db.session.rollback()
+        raise TicketError(gettext("Someone else changed this ticket meanwhile. Please reload it and try again.")) from exc
+    return ticket
+
+
+def _step(ticket: Ticket, action: str, comment: str | None, handler_id: int | None, now: datetime) -> None:
     act = ACTIONS.get(action)
     if act is None:
         raise TicketError(gettext("Unknown ticket action: %(action)s", action=action))
@@ -172,8 +183,6 @@ def transition(ticket: Ticket, action: str, comment: str | None = None, handler_
         ticket.status = ASSIGNED if ticket.handler_id else NEW
         ticket.closed_at = ticket.resolved_at = ticket.handling_hours = None
     _event(ticket, action, before, comment, now)
-    db.session.commit()
-    return ticket
 
 
 def assignees():

@@ -11,14 +11,14 @@ from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from app.extensions import db
-from app.models import Customer, Feedback, FeedbackNote, FeedbackRule, Revisit, Survey
+from app.models import Customer, Feedback, FeedbackNote, FeedbackRule, Reminder, Revisit, Survey
 from app.models.dictionary import choices_of
 from app.models.feedback import RULE_KINDS, STATUSES
 from app.security.scopes import (
     FEEDBACK_SCOPE, SUBJECT_SCOPE, OutOfScopeError, feedback_clause, require_in_scope,
 )
 from app.services import feedback as svc
-from app.services.satisfaction import handler_scores, link_of, survey_for
+from app.services.satisfaction import follow_up
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin
 
@@ -151,11 +151,7 @@ class FeedbackModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
         svc.on_update(item)
 
     def show_extras(self, pk):
-        fb = self.datamodel.get(pk, self._base_filters)
-        survey = survey_for("feedback", fb.id) if fb else None
-        revisits = db.session.query(Revisit).filter_by(subject_kind="feedback", subject_id=fb.id).all() if fb else []
-        return {"survey": survey, "survey_link": link_of(survey) if survey else None, "revisits": revisits,
-                "handler_scores": handler_scores(fb.handler_id) if fb and fb.handler_id else None}
+        return follow_up("feedback", self.datamodel.get(pk, self._base_filters))
 
     @expose("/show/<pk>", methods=["GET"])
     @has_access
@@ -247,6 +243,9 @@ class RevisitModelView(LocalizedValuesMixin, ModelView):
     def pre_update(self, item: Revisit) -> None:
         done = bool(getattr(item, "done", False))
         item.done_at = (item.done_at or datetime.utcnow()) if done else None
+        if done:  # its reminder leaves the inbox
+            db.session.query(Reminder).filter(Reminder.kind == "revisit", Reminder.subject_id == item.id,
+                                              Reminder.read_at.is_(None)).update({"read_at": datetime.now()})
 
 
 class FeedbackProblemsView(BaseView):

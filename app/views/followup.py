@@ -159,10 +159,22 @@ def inbox(user_id: int, limit: int = 20) -> dict:
                                                                  open_task, Task.due_at < t).order_by(Task.due_at)
     def rows(key, query):  # the related names each row shows, loaded in one go (no query per row)
         model = Reminder if key == "reminders" else Task
-        related = [model.customer, model.task] if model is Reminder else [model.customer, model.assignee]
+        related = [model.customer, model.task, model.ticket, model.feedback] if model is Reminder \
+            else [model.customer, model.assignee]
         return query.options(*(selectinload(r) for r in related)).limit(limit).all()
 
     return {k: {"count": q.order_by(None).count(), "rows": rows(k, q)} for k, q in sections.items()}
+
+
+def reminder_link(reminder: Reminder) -> str | None:
+    """Where a reminder leads: its ticket, its feedback, else its customer."""
+    if reminder.ticket_id:
+        return url_for("TicketModelView.show", pk=reminder.ticket_id)
+    if reminder.feedback_id:
+        return url_for("FeedbackModelView.show", pk=reminder.feedback_id)
+    if reminder.customer_id:
+        return url_for("CustomerModelView.show", pk=reminder.customer_id)
+    return None
 
 
 def inbox_count() -> int:
@@ -209,7 +221,7 @@ class WorkbenchView(BaseView):
     def index(self):
         from app.views.home import overview_stats
 
-        return self.render_template("crm/workbench.html", box=inbox(g.user.id), describe=describe,
+        return self.render_template("crm/workbench.html", box=inbox(g.user.id), describe=describe, link=reminder_link,
                                     stats=overview_stats(g.user),
                                     fmt_datetime=fmt_datetime, fmt_status=fmt_status)
 

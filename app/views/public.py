@@ -4,23 +4,47 @@ No login, no back-office layout or menus, no session cookie (nothing here reads 
 session; the CSRF token of the back office is replaced by the single-use server-side challenge),
 mobile-friendly templates under templates/public/. Form posts are rate limited per address
 (Flask-Limiter, the login limiter's storage); wrong status look-ups have a stricter limit of
-their own. A look-up answers the same for an unknown number and a wrong code."""
+their own. A look-up answers the same for an unknown number and a wrong code.
+
+Language: ?lang=zh|en (the switch link on every page; forms post back to the same address, so
+it stays), else the browser's Accept-Language, else Simplified Chinese. It is never read from
+or stored in the back office's session."""
 from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Flask, current_app, render_template, request, session
-from flask_babel import gettext
+from flask import Blueprint, Flask, current_app, render_template, request, session, url_for
+from flask_babel import get_locale, gettext
 
 from app.extensions import db
 from app.models import PublicChallenge
 from app.security.masking import mask_person_name
 from app.services import feedback as svc
 from app.services import satisfaction
+from app.services.actor import as_system_user
 
 CHALLENGE_MINUTES = 30
-_DIGITS = "零一二三四五六七八九十"
+_DIGITS = {"zh": "零一二三四五六七八九十",
+           "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")}
+
+
+def public_locale() -> str:
+    """The public pages' language: ?lang=, else Accept-Language, else the default (zh)."""
+    languages = list(current_app.config["LANGUAGES"])
+    chosen = request.args.get("lang")
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def _language_links() -> dict:
+    """For the templates: the page's language, the switch to the other one, links keeping it."""
+    lang = str(get_locale())
+    other = "en" if lang == "zh" else "zh"
+    args = {**(request.view_args or {}), **request.args.to_dict(), "lang": other}
+    return {"lang": lang, "other_lang": other, "other_lang_name": current_app.config["LANGUAGES"][other]["name"],
+            "switch_url": url_for(request.endpoint, **args) if request.endpoint else None}
 
 
 def new_challenge() -> tuple[str, str]:
@@ -31,7 +55,8 @@ def new_challenge() -> tuple[str, str]:
     token = secrets.token_urlsafe(24)
     db.session.add(PublicChallenge(token=token, answer=str(a + b), expires_at=now + timedelta(minutes=CHALLENGE_MINUTES)))
     db.session.commit()
-    return token, gettext("How much is %(a)s plus %(b)s? (digits)", a=_DIGITS[a], b=_DIGITS[b])
+    words = _DIGITS.get(str(get_locale()), _DIGITS["zh"])
+    return token, gettext("How much is %(a)s plus %(b)s? (digits)", a=words[a], b=words[b])
 
 
 def passes_challenge(token: str | None, answer: str | None) -> bool:
@@ -90,7 +115,8 @@ def feedback_status():
 def survey(token: str):
     try:
         if request.method == "POST":
-            done = satisfaction.answer(token, request.form.get("score"), request.form.get("comment"))
+            with as_system_user():  # the customer has no account: the ticket's audit columns name the system
+                done = satisfaction.answer(token, request.form.get("score"), request.form.get("comment"))
             return render_template("public/survey.html", done=done)
         item = satisfaction.find(token)
     except satisfaction.SurveyError as exc:
@@ -119,5 +145,9 @@ def init_app(app: Flask, limiter) -> None:
     bp.add_url_rule("/feedback/status", "feedback_status", status_view, methods=["GET", "POST"])
     bp.add_url_rule("/survey/<token>", "survey", survey, methods=["GET", "POST"])
     bp.after_request(_no_session)
+    bp.context_processor(_language_links)
+    babel = app.extensions["babel"]
+    back_office = babel.locale_selector  # FAB's: the session's language
+    babel.locale_selector = lambda: public_locale() if request.blueprint == "public" else back_office()
     app.extensions["csrf"].exempt(bp)
     app.register_blueprint(bp)

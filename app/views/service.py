@@ -23,7 +23,7 @@ from app.models import (
 from app.models.dictionary import choices_of
 from app.models.service import OPEN_STATUSES, PROGRESS, STATUSES, ticket_collaborators
 from app.security.scopes import ROW_SCOPE, OutOfScopeError, RowScopeFilter, require_in_scope, row_clause
-from app.services import sla, tickets
+from app.services import satisfaction, sla, tickets
 from app.services.numbering import next_number
 from app.views.attachment import AttachableApiMixin, AttachableViewMixin, attachment_files_field
 from app.views.customer import _CheckedApi
@@ -47,6 +47,7 @@ LABELS = {
     "service_no": _l("Service No."), "ticket": _l("Ticket"), "kind": _l("Kind"), "occurred_at": _l("Time"),
     "content": _l("Content"), "progress": _l("Progress"), "solution": _l("Solution"),
     "customer_feedback": _l("Customer Feedback"), "score": _l("Score"),
+    "satisfaction_score": _l("Satisfaction Score"), "satisfaction_comment": _l("Satisfaction Comment"),
 }
 FORMATTERS = {**{c: fmt_datetime for c in ("opened_at", "first_response_due", "resolution_due", "first_responded_at",
                                            "resolved_at", "closed_at", "occurred_at")},
@@ -87,7 +88,7 @@ def ticket_panel(pk) -> dict:
             "assignees": tickets.assignees() if any(key == "assign" for key, _label in actions) else [],
             "status_label": tickets.status_label, "action_labels": {k: a.label for k, a in tickets.ACTIONS.items()},
             "alert_labels": sla.ALERT_KINDS, "sla_labels": SLA_LABELS, "sla_classes": SLA_CLASSES,
-            "fmt_minutes": fmt_minutes, "fmt_datetime": fmt_datetime}
+            "fmt_minutes": fmt_minutes, "fmt_datetime": fmt_datetime, "follow_up": satisfaction.follow_up("ticket", item)}
 
 
 class MineFilter(BaseFilter):
@@ -110,7 +111,8 @@ class TicketModelView(AttachableViewMixin, LocalizedValuesMixin, ModelView):
                     "resolution_due", "sla_badge"]
     show_columns = ["ticket_no", "customer", "type", "priority", "title", "description", "status_badge", "team",
                     "handler", "collaborators", "assignment_rule", "sla_policy", "opened_at", "first_responded_at",
-                    "resolved_at", "closed_at", "handling_hours", "created_by"]
+                    "resolved_at", "closed_at", "handling_hours", "satisfaction_score", "satisfaction_comment",
+                    "created_by"]
     add_columns = ["customer", "type", "priority", "title", "description", "collaborators", "attachment_files"]
     edit_columns = ["priority", "title", "description", "collaborators"]
     add_form_extra_fields = {"attachment_files": attachment_files_field()}
@@ -196,7 +198,7 @@ class SupervisorBoardView(BaseView):
         return self.render_template(
             "crm/service_board.html", title=_l("Supervisor Board"), statuses=STATUSES, by_status=by_status,
             status_label=tickets.status_label, risk=risk, sla_labels=SLA_LABELS, sla_classes=SLA_CLASSES, load=load,
-            away=away, teams=teams)
+            away=away, teams=teams, scores=satisfaction.scores_by_handler([user.id for user, *_ in load]))
 
 
 class ServiceRecordModelView(LocalizedValuesMixin, ModelView):
