@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask_appbuilder import ModelView
 from flask_babel import lazy_gettext as _l
-from wtforms import StringField
 
-from app.views.lookup import use_text_user_filter
+from app.views.lookup import PickersMixin
 from wtforms import SelectField
 from wtforms.validators import ValidationError
 
@@ -56,7 +55,7 @@ class RolePolicyModelView(LocalizedValuesMixin, ModelView):
     validators_columns = {"hide_fields": [_check_fields]}
 
 
-class RevealLogModelView(LocalizedValuesMixin, ModelView):
+class RevealLogModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(RevealLog)
     list_title = show_title = _l("Full Contact Views")
     base_permissions = ["can_list", "can_show"]
@@ -67,8 +66,3 @@ class RevealLogModelView(LocalizedValuesMixin, ModelView):
                      "record_id": _l("Record ID"), "field": _l("Field"), "channel": _l("Channel"),
                      "endpoint": _l("Screen / API path")}
     formatters_columns = {"revealed_at": fmt_datetime}
-    search_form_extra_fields = {"user": StringField(_l("User"))}
-
-    def _init_properties(self) -> None:
-        super()._init_properties()
-        use_text_user_filter(self, "user")  # typed, not a dropdown of every user

@@ -27,6 +27,7 @@ from app.services import sla, tickets
 from app.services.numbering import next_number
 from app.views.customer import _CheckedApi
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
+from app.views.lookup import PickersMixin
 
 IN_SCOPE = [["id", RowScopeFilter, None]]
 PROGRESS_LABELS = {"pending": _l("Pending"), "in_progress": _l("In progress"), "done": _l("Done"),
@@ -100,7 +101,7 @@ class MineFilter(BaseFilter):
             select(ticket_collaborators.c.ticket_id).where(ticket_collaborators.c.user_id == uid))))
 
 
-class TicketModelView(LocalizedValuesMixin, ModelView):
+class TicketModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Ticket)
     base_filters = ROW_SCOPE
     list_title = show_title = _l("Service Tickets")
@@ -196,7 +197,7 @@ class SupervisorBoardView(BaseView):
             away=away, teams=teams)
 
 
-class ServiceRecordModelView(LocalizedValuesMixin, ModelView):
+class ServiceRecordModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(ServiceRecord)
     base_filters = ROW_SCOPE
     list_title = show_title = _l("Service Records")
@@ -402,7 +403,7 @@ class SlaPolicyModelView(LocalizedValuesMixin, ModelView):
     label_columns = CONFIG_LABELS
 
 
-class TeamModelView(LocalizedValuesMixin, ModelView):
+class TeamModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Team)
     list_title = _l("Service Teams")
     list_columns = ["key", "name", "department", "supervisor", "round_robin"]
@@ -410,7 +411,7 @@ class TeamModelView(LocalizedValuesMixin, ModelView):
     label_columns = CONFIG_LABELS
 
 
-class AgentProfileModelView(LocalizedValuesMixin, ModelView):
+class AgentProfileModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(AgentProfile)
     list_title = _l("Agents")
     list_columns = ["user", "team", "skills", "regions", "away"]
