@@ -346,7 +346,9 @@ def test_ticket_from_creation_through_assignment_handling_review_to_archive(app,
     log_in(page, live_server, agent, USER_PASSWORD)
     open_menu(page, "服务台", "服务工单")
     page.goto(f"{live_server}/ticketmodelview/add")
-    page.locator("select#customer").select_option(str(customer_id), force=True)
+    page.locator("#customer + .select2-container").click()  # the customer picker: type, then pick
+    page.locator(".select2-container--open .select2-search__field").fill(f"工单客户{word}")
+    page.locator(".select2-results__option", has_text=f"工单客户{word}").first.click()
     page.locator("select#type").select_option(label="报修", force=True)
     page.locator("select#priority").select_option(label="高", force=True)
     page.locator("#title").fill(f"{word} 打印机无法开机")
