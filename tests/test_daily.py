@@ -94,7 +94,7 @@ def test_recording_an_interaction_makes_its_todo_a_task_and_moves_last_contact(a
     cid = new_customer(app, me, level="A")
     due = datetime.now() + timedelta(days=2)
     resp = add_interaction_form(client, cid, kind_id=item_id(app, "interaction_kind", "phone"),
-                                key_points="确认采购数量", todo_title="寄送样品", todo_due=fmt(due))
+                                key_points="确认采购数量", **{"todos-0-title": "寄送样品", "todos-0-due": fmt(due)})
     assert resp.status_code == 200
     with app.app_context():
         inter = db.session.query(Interaction).filter_by(customer_id=cid).one()
@@ -121,8 +121,8 @@ def test_a_todo_due_in_the_past_is_refused_and_nothing_is_saved(app, client, mak
     me = staff(client, make_user)
     cid = new_customer(app, me)
     past = datetime.now() - timedelta(hours=3)
-    html = add_interaction_form(client, cid, key_points="不应保存", todo_title="补发资料",
-                                todo_due=fmt(past)).get_data(as_text=True)
+    html = add_interaction_form(client, cid, key_points="不应保存",
+                                **{"todos-0-title": "补发资料", "todos-0-due": fmt(past)}).get_data(as_text=True)
     assert "已经过去" in html and fmt(past) in html, html[-3000:]
     headers = api_headers(client)
     resp = client.post("/api/v1/interaction/", headers=headers, json={

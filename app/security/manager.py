@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.models import CrmUser
 from app.views.formatting import LocalizedValuesMixin
+from app.views.lookup import PickersMixin
 
 
 def _language_name(code: str | None) -> str:
@@ -53,8 +54,9 @@ class CrmRoleModelView(RoleModelView):
     list_columns = ["name"]
 
 
-class CrmGroupModelView(LocalizedValuesMixin, UserGroupModelView):
-    """FAB's group view with translated labels (FAB gives it none). Same permission name."""
+class CrmGroupModelView(PickersMixin, LocalizedValuesMixin, UserGroupModelView):
+    """FAB's group view with translated labels (FAB gives it none) and members picked by typing.
+    Same permission name."""
 
     class_permission_name = "UserGroupModelView"
     label_columns = {"name": _l("Name"), "label": _l("Label"), "description": _l("Description"),

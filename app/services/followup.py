@@ -67,17 +67,37 @@ def _customer_of(item: Any) -> Customer | None:
     return db.session.get(Customer, item.customer_id) if item.customer_id else None
 
 
-def record_interaction(item: Interaction, todos: list[dict], user_id: int) -> list[Task]:
-    """Before an interaction is saved: its owner, the customer's last contact time, and one task
-    per to-do ({"title", "due_at", "assignee_id"}; default assignee: the recorder). Every to-do is
-    checked first: one bad one refuses the whole record."""
+def todo_errors(todos: list[dict]) -> dict[str, list[str]]:
+    """Every problem of an interaction's to-dos ({"title", "due_at", "assignee_id"}, optional
+    "row": the number the user sees), keyed "todos[n].field": text, a due time from now on, an
+    active owner."""
+    from app.models import CrmUser
+
     errors: dict[str, list[str]] = {}
     for n, todo in enumerate(todos, start=1):
+        n = todo.get("row", n)
         if not str(todo.get("title") or "").strip():
             errors.setdefault(f"todos[{n}].title", []).append(gettext("To-do %(n)d has no text.", n=n))
         problem = due_problem(todo.get("due_at"))
         if problem:
             errors.setdefault(f"todos[{n}].due_at", []).append(gettext("To-do %(n)d: %(problem)s", n=n, problem=problem))
+        owner = todo.get("assignee_id")
+        if owner and db.session.query(CrmUser.id).filter(CrmUser.id == owner, CrmUser.active.is_(True),
+                                                         CrmUser.is_system.is_(False)).first() is None:
+            errors.setdefault(f"todos[{n}].assignee_id", []).append(
+                gettext("To-do %(n)d: the owner must be an active user.", n=n))
+    return errors
+
+
+def record_interaction(item: Interaction, todos: list[dict], user_id: int) -> list[Task]:
+    """Before an interaction is saved: its owner, the customer's last contact time, and one task
+    per to-do ({"title", "due_at", "assignee_id"}; default assignee: the recorder). Every to-do is
+    checked first: one bad one refuses the whole record. Its contacts must be the customer's."""
+    errors = todo_errors(todos)
+    customer_id = item.customer.id if item.customer is not None else item.customer_id
+    strangers = [c.name for c in item.contacts or [] if c.customer_id != customer_id]
+    if strangers:
+        errors["contacts"] = [gettext("%(names)s is not a contact of this customer.", names="、".join(strangers))]
     if errors:
         raise TaskInputError(errors)
     item.owner_id = item.owner_id or user_id

@@ -374,6 +374,21 @@ def lookup_users(q: str, limit: int = LOOKUP_LIMIT) -> list[dict]:
     return [{"id": u.id, "text": f"{u!r} ({u.username})", "username": u.username} for u in users]
 
 
+def lookup_contacts(customer_id: int | None, q: str, limit: int = LOOKUP_LIMIT) -> list[dict]:
+    """At most ``limit`` contacts of one customer (in the user's scope, not archived) whose name
+    starts with ``q``: the interaction form's contact picker, never every contact."""
+    if not customer_id:
+        return []
+    clauses = [Contact.customer_id == customer_id, row_clause(Contact),
+               Contact.customer_id.in_(select(Customer.id).where(Customer.id == customer_id,
+                                                                 Customer.archived.is_(False)))]
+    if (q or "").strip():
+        clauses.append(_prefix(Contact.name, q.strip()))
+    rows = db.session.execute(select(Contact.id, Contact.name, Contact.title).where(*clauses)
+                              .order_by(Contact.is_primary.desc(), Contact.name).limit(limit)).all()
+    return [{"id": r.id, "text": f"{r.name} {r.title or ''}".strip()} for r in rows]
+
+
 def user_ids_matching(text: str):
     """A SELECT of the ids of users whose user name or name contains ``text``."""
     like = f"%{_escape(text.strip().lower())}%"

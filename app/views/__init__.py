@@ -8,7 +8,8 @@ from flask_babel import lazy_gettext as _l
 
 def register_views(appbuilder: AppBuilder) -> None:
     from app.views.customer import (
-        ContactApi, ContactModelView, CustomerApi, CustomerModelView, InteractionApi, InteractionModelView,
+        ArchivedContactView, ArchivedInteractionView, ContactApi, ContactModelView, CustomerApi, CustomerModelView,
+        InteractionApi, InteractionModelView,
     )
     from app.views.access import RevealLogModelView, RolePolicyModelView
     from app.views.history import CustomerHistoryApi, CustomerHistoryView
@@ -45,6 +46,8 @@ def register_views(appbuilder: AppBuilder) -> None:
     crm, cfg = "CRM", "Settings"
     crm_l, cfg_l = _l("Customers"), _l("Settings")
     appbuilder.add_view_no_menu(CustomerHistoryView)
+    appbuilder.add_view_no_menu(ArchivedContactView)  # tabs of an archived customer's page (历史档案)
+    appbuilder.add_view_no_menu(ArchivedInteractionView)
     # Related views of the customer page first, so the customer view reuses these routed instances.
     appbuilder.add_view_no_menu(CustomerTagModelView)
     appbuilder.add_view_no_menu(AttachmentModelView)
@@ -146,9 +149,11 @@ def register_views(appbuilder: AppBuilder) -> None:
 
 def _order_related_tabs(appbuilder: AppBuilder) -> None:
     """FAB attaches related views in registration order, so the customer page's tabs came out
-    as 偏好标签, 附件, 修改记录, 联系信息, 互动记录; put them in the order each view declares."""
+    as 偏好标签, 附件, 修改记录, 联系信息, 互动记录; put them in the order each view declares. FAB
+    also attaches subclasses of a declared view (the archive's ArchivedContactView on the
+    customer page): keep only the declared classes themselves."""
     for view in appbuilder.baseviews:
         declared = list(getattr(view, "related_views", None) or [])
         if declared and view._related_views:
-            view._related_views.sort(key=lambda v: next(
-                (i for i, cls in enumerate(declared) if isinstance(v, cls)), len(declared)))
+            view._related_views[:] = sorted((v for v in view._related_views if type(v) in declared),
+                                            key=lambda v: declared.index(type(v)))

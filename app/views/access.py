@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask_appbuilder import ModelView
 from flask_appbuilder.fieldwidgets import Select2ManyWidget
 from flask_babel import gettext, lazy_gettext as _l
-from wtforms import SelectField, SelectMultipleField, StringField
+from wtforms import SelectField, SelectMultipleField
 
 from app.models import RevealLog, RolePolicy
 from app.models.access import SCOPES
 from app.security.scopes import CATEGORY_PREFIX, HIDEABLE_FIELDS
 from app.services import fields as catalogue
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
-from app.views.lookup import use_text_user_filter
+from app.views.lookup import PickersMixin
 
 SCOPE_LABELS = {"own": _l("Own customers"), "department": _l("Department's customers"),
                 "all": _l("All customers")}
@@ -91,7 +91,7 @@ class RolePolicyModelView(LocalizedValuesMixin, ModelView):
     }
 
 
-class RevealLogModelView(LocalizedValuesMixin, ModelView):
+class RevealLogModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(RevealLog)
     list_title = show_title = _l("Full Contact Views")
     base_permissions = ["can_list", "can_show"]
@@ -102,8 +102,3 @@ class RevealLogModelView(LocalizedValuesMixin, ModelView):
                      "record_id": _l("Record ID"), "field": _l("Field"), "channel": _l("Channel"),
                      "endpoint": _l("Screen / API path")}
     formatters_columns = {"revealed_at": fmt_datetime}
-    search_form_extra_fields = {"user": StringField(_l("User"))}
-
-    def _init_properties(self) -> None:
-        super()._init_properties()
-        use_text_user_filter(self, "user")  # typed, not a dropdown of every user

@@ -7,12 +7,7 @@ from datetime import datetime
 
 from flask import flash, g, request
 from flask_appbuilder import ModelRestApi, ModelView
-from flask_appbuilder.fields import QuerySelectField
-from flask_appbuilder.fieldwidgets import Select2Widget
-from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import gettext, lazy_gettext as _l
-from wtforms import StringField
-from wtforms.validators import Length, Optional, StopValidation
 
 from app.extensions import db
 from app.models import Contact, Customer, Interaction
@@ -25,7 +20,7 @@ from app.services.fields import CATEGORY_LABELS
 from app.services.followup import TaskInputError, record_interaction
 from app.services.numbering import next_number
 from app.services.reach import reach_warning
-from app.views.followup import due_field
+from app.views.followup import TodoRowsField
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
 from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
@@ -34,8 +29,11 @@ from app.views.export import ExportMixin
 from app.views.custom_field import CustomerInterface, CustomFieldsApiMixin, CustomFieldsViewMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime, fmt_money
 from app.views.tag import CustomerTagModelView, add_has_tag_filter, has_tag_search_field, tag_badges
-from app.views.lookup import lookup_field, use_text_user_filter
-from app.views.search import NOT_ARCHIVED, CustomerArchiveMixin, CustomerSearchApiMixin
+from app.views.lookup import PickersMixin
+from app.views.search import (
+    NOT_ARCHIVED, OF_ACTIVE_CUSTOMER, OF_ARCHIVED_CUSTOMER, CustomerArchiveMixin, CustomerArchiveView,
+    CustomerSearchApiMixin,
+)
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -53,8 +51,7 @@ LABELS = {
     "customer_feedback": _l("Customer Feedback"), "result": _l("Result"),
     "next_step": _l("Next Step"), "created_by": _l("Created by"), "changed_by": _l("Changed by"),
     "tag_links": _l("Tags"), "tags": _l("Tags"), "contacts": _l("Contacts"), "attachments": _l("Attachments"),
-    "participants": _l("Participants"), "tasks": _l("To-dos"), "todo_title": _l("To-do"),
-    "todo_due": _l("To-do due"), "todo_assignee": _l("To-do owner"),
+    "participants": _l("Participants"), "tasks": _l("To-dos"), "todos": _l("To-dos"),
 }
 DICT_FIELDS = {"kind": "customer_kind", "industry": "industry", "scale": "customer_scale",
                "type": "customer_type", "level": "customer_level", "source": "customer_source",
@@ -139,9 +136,8 @@ class _CheckedApi(ScopedApiMixin, ModelRestApi):
 
 
 # The customer picker on contact and interaction forms offers only customers in scope (API),
-# and in forms it is a type-ahead asking the scoped look-up (app/views/lookup.py).
+# and in forms it is a type-ahead asking the scoped look-up (PickersMixin, app/views/lookup.py).
 _CUSTOMER_IN_SCOPE = {"customer": [["id", RowScopeFilter, None]]}
-CUSTOMER_PICKER = {"customer": lookup_field(_l("Customer"))}
 
 
 def _contact_customer(item):
@@ -150,12 +146,12 @@ def _contact_customer(item):
     return db.session.get(Customer, item.customer_id) if item.customer_id else None
 
 
-class ContactModelView(ExportMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class ContactModelView(ExportMixin, PickersMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+    """Contacts of active customers (an archived customer's are on its page in 历史档案)."""
     datamodel = CrmSQLAInterface(Contact)
-    base_filters = ROW_SCOPE
+    base_filters = ROW_SCOPE + OF_ACTIVE_CUSTOMER
     masked_model = "contact"
     export_name = "contacts"
-    add_form_extra_fields = edit_form_extra_fields = CUSTOMER_PICKER
     list_title = show_title = _l("Contacts")
     add_title, edit_title = _l("Add Contact"), _l("Edit Contact")
     list_columns = ["customer", "name", "title", "phone", "email", "is_primary"]
@@ -191,35 +187,21 @@ def _flash_reach_warning(customer_id: int | None) -> None:
         flash(warning, "warning")
 
 
-def _todo_due_needed(form, field) -> None:
-    """The to-do's due time is needed only when there is a to-do."""
-    if not (form["todo_title"].data or "").strip():
-        field.errors[:] = []
-        raise StopValidation()
-    if field.data is None:
-        raise StopValidation(gettext("Give the to-do a due time."))
-
-
-def _active_users():
-    from app.models import CrmUser
-
-    return db.session.query(CrmUser).filter(CrmUser.active.is_(True), CrmUser.is_system.is_(False)).order_by(CrmUser.username)
-
-
-class InteractionModelView(AttachableViewMixin, ExportMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
-    """Table-style list for fast entry (newest first); the add form takes one to-do, which
-    becomes a task with a due time and an owner, and files (attachments); the customer page
-    shows them as a timeline."""
+class InteractionModelView(AttachableViewMixin, ExportMixin, PickersMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+    """Table-style list for fast entry (newest first), of active customers; the add form takes
+    several to-dos, each becoming a task with a due time and an owner, and files (attachments);
+    the customer page shows them as a timeline. Participants are our users, contacts the chosen
+    customer's (pickers)."""
 
     datamodel = CrmSQLAInterface(Interaction)
-    base_filters = ROW_SCOPE
+    base_filters = ROW_SCOPE + OF_ACTIVE_CUSTOMER
     export_name = "interactions"
     list_title = show_title = _l("Interactions")
     add_title, edit_title = _l("Add Interaction"), _l("Edit Interaction")
     list_columns = ["occurred_at", "customer", "kind", "key_points", "result", "next_step", "owner"]
     edit_columns = ["customer", "occurred_at", "kind", "participants", "contacts", "key_points",
                     "customer_feedback", "result", "next_step"]
-    add_columns = edit_columns + ["todo_title", "todo_due", "todo_assignee", "attachment_files"]
+    add_columns = edit_columns + ["todos", "attachment_files"]
     show_columns = edit_columns + ["tasks", "owner", "created_on"]
     show_template = "crm/interaction_show.html"  # + its attachments and 上传附件
     extra_args = {"attachments_of": lambda pk: interaction_attachments(pk)}
@@ -228,25 +210,14 @@ class InteractionModelView(AttachableViewMixin, ExportMixin, ScopedViewMixin, Lo
     label_columns = LABELS
     formatters_columns = {**FORMATTERS, "participants": _names, "contacts": _names, "tasks": _names}
     add_form_query_rel_fields = edit_form_query_rel_fields = {
-        "kind": choices_of("interaction_kind"), "result": choices_of("interaction_result"),
-        "contacts": ROW_SCOPE, "participants": [["active", FilterEqual, True]]}
-    edit_form_extra_fields = CUSTOMER_PICKER
-    add_form_extra_fields = {
-        **CUSTOMER_PICKER,
-        "todo_title": StringField(_l("To-do"), validators=[Optional(), Length(max=255)],
-                                  description=_l("Optional: something to do next; it becomes a task.")),
-        "todo_due": due_field(_l("To-do due"), first=_todo_due_needed),
-        "todo_assignee": QuerySelectField(_l("To-do owner"), query_func=_active_users, get_pk_func=lambda u: u.id, allow_blank=True,
-                                          widget=Select2Widget(), description=_l("Default: you.")),
-        "attachment_files": attachment_files_field(),
-    }
+        "kind": choices_of("interaction_kind"), "result": choices_of("interaction_result")}
+    add_form_extra_fields = {"todos": TodoRowsField(_l("To-dos"), description=_l(
+        "Optional: things to do next, each with a due time and an owner (default: you); each becomes a task.")),
+        "attachment_files": attachment_files_field()}
 
     def pre_add(self, item: Interaction) -> None:
         require_in_scope(_contact_customer(item))
-        title = (getattr(item, "todo_title", None) or "").strip()
-        assignee = getattr(item, "todo_assignee", None)
-        todos = [{"title": title, "due_at": getattr(item, "todo_due", None),
-                  "assignee_id": getattr(assignee, "id", None)}] if title else []
+        todos = [{k: t[k] for k in ("title", "due_at", "assignee_id", "row")} for t in getattr(item, "todos", None) or []]
         record_interaction(item, todos, g.user.id)
         self.attach_uploads(item)
 
@@ -283,8 +254,28 @@ def interaction_timeline(customer_id: int | str, kind: str | None = None, limit:
     return query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit).all()
 
 
-class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerArchiveMixin, CustomerMergeMixin, ScopedViewMixin,
-                        LocalizedValuesMixin, ModelView):
+class _OfArchivedCustomer:
+    """An archived customer's rows, read only, as tabs of its page in 历史档案 (CustomerArchiveView):
+    the default lists leave them out. Same permissions as the archive view."""
+    base_filters = ROW_SCOPE + OF_ARCHIVED_CUSTOMER
+    class_permission_name = "CustomerArchiveView"
+    base_permissions = ["can_list", "can_show", "can_restore"]  # exactly the archive view's
+    method_permission_name = {"restore": "restore"}
+
+
+class ArchivedContactView(_OfArchivedCustomer, ContactModelView):
+    route_base = "/archivedcontact"
+
+
+class ArchivedInteractionView(_OfArchivedCustomer, InteractionModelView):
+    route_base = "/archivedinteraction"
+
+
+CustomerArchiveView.related_views = [ArchivedContactView, ArchivedInteractionView]
+
+
+class CustomerModelView(ExportMixin, PickersMixin, CustomFieldsViewMixin, CustomerArchiveMixin, CustomerMergeMixin,
+                        ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CustomerInterface(Customer)
     category_titles = CATEGORIES  # admin-defined fields go into their category's fieldset
     base_filters = ROW_SCOPE + NOT_ARCHIVED  # archived customers: CustomerArchiveView (历史档案)
@@ -315,8 +306,7 @@ class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerArchiveMixin
     ]  # contacts, interactions, tags and attachments are added on the customer page's tabs
     search_columns = ["customer_no", "name", "credit_code", "industry", "type", "level", "region",
                       "source", "owner", "last_contact_at", "total_amount", "tags"]
-    search_form_extra_fields = {"tags": has_tag_search_field(), "owner": StringField(_l("Owner"))}
-    add_form_extra_fields = edit_form_extra_fields = {"owner": lookup_field(_l("Owner"), "user", required=False)}
+    search_form_extra_fields = {"tags": has_tag_search_field()}  # owner: typed (PickersMixin)
     order_columns = ["customer_no", "name", "last_contact_at", "total_amount"]
     base_order = ("id", "desc")
     label_columns = LABELS
@@ -327,7 +317,6 @@ class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerArchiveMixin
     def _init_properties(self) -> None:
         super()._init_properties()
         add_has_tag_filter(self)  # 'has tag' (FilterHasTag) on the pseudo-column 'tags'
-        use_text_user_filter(self, "owner")  # typed, not a dropdown of every user
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         f: choices_of(t) for f, t in DICT_FIELDS.items()}
 
@@ -423,7 +412,10 @@ def _parse_todos(raw) -> list[dict]:
         except ValueError:
             errors[f"todos[{n}].due_at"] = [gettext("To-do %(n)d: '%(value)s' is not a date and time (YYYY-MM-DD HH:MM).",
                                                     n=n, value=due)]
-        todos.append({"title": todo.get("title"), "due_at": due, "assignee_id": todo.get("assignee_id")})
+        owner = todo.get("assignee_id")
+        if owner is not None and not isinstance(owner, int):
+            errors[f"todos[{n}].assignee_id"] = [gettext("To-do %(n)d: the owner must be an active user.", n=n)]
+        todos.append({"title": todo.get("title"), "due_at": due, "assignee_id": owner})
     if errors:
         raise TaskInputError(errors)
     return todos
@@ -434,6 +426,7 @@ class InteractionApi(AttachableApiMixin, _CheckedApi):
     ``POST /api/v1/interaction/<pk>/attachments``."""
 
     resource_name = "interaction"
+    base_filters = ROW_SCOPE + OF_ACTIVE_CUSTOMER
     datamodel = CrmSQLAInterface(Interaction)
     allow_browser_login = True
     add_query_rel_fields = edit_query_rel_fields = {**_CUSTOMER_IN_SCOPE, "contacts": ROW_SCOPE}
@@ -462,6 +455,7 @@ class InteractionApi(AttachableApiMixin, _CheckedApi):
 
 class ContactApi(_CheckedApi):
     resource_name = "contact"
+    base_filters = ROW_SCOPE + OF_ACTIVE_CUSTOMER
     masked_model = "contact"
     add_query_rel_fields = edit_query_rel_fields = _CUSTOMER_IN_SCOPE
     datamodel = CrmSQLAInterface(Contact)

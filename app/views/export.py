@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 from app.extensions import appbuilder
 from app.models import ExportLog
 from app.services import export as exports
+from app.views.lookup import PickersMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -121,7 +122,7 @@ ExportLog.status_line = property(_status)
 ExportLog.download = property(_link)
 
 
-class ExportLogModelView(LocalizedValuesMixin, ModelView):
+class ExportLogModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     """导出记录 (admins, read only): every export by anyone, with its filter and row count."""
 
     datamodel = CrmSQLAInterface(ExportLog)

@@ -20,6 +20,7 @@ from app.security.scopes import (
 from app.services import feedback as svc
 from app.services.satisfaction import follow_up
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime
+from app.views.lookup import PickersMixin
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin
 
 LABELS = {
@@ -101,7 +102,7 @@ class FeedbackNoteModelView(LocalizedValuesMixin, ModelView):
             fb.status = "processing"
 
 
-class FeedbackModelView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class FeedbackModelView(PickersMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Feedback)
     base_filters = FEEDBACK_SCOPE
     masked_model = "feedback"
@@ -205,7 +206,7 @@ class FeedbackRuleModelView(LocalizedValuesMixin, ModelView):
     }
 
 
-class SurveyModelView(LocalizedValuesMixin, ModelView):
+class SurveyModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     """满意度回访: the answers, with the handler they attach to (read only)."""
 
     datamodel = CrmSQLAInterface(Survey)
@@ -220,7 +221,7 @@ class SurveyModelView(LocalizedValuesMixin, ModelView):
     formatters_columns = FORMATTERS
 
 
-class RevisitModelView(LocalizedValuesMixin, ModelView):
+class RevisitModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     """回访任务: raised by a score ≤ 3, due within 24 hours; ticking 'done' closes it."""
 
     datamodel = CrmSQLAInterface(Revisit)

@@ -14,7 +14,7 @@ from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
-from wtforms import DateTimeField
+from wtforms import DateTimeField, Field
 from wtforms.validators import ValidationError
 
 from app.extensions import db
@@ -24,6 +24,7 @@ from app.security.scopes import ROW_SCOPE, current_policy, require_in_scope, row
 from app.services.followup import complete_task, due_problem, now, schedule_next, task_saved
 from app.services.reminders import describe
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
+from app.views.lookup import PickersMixin
 
 STATUS_LABELS = {"pending": _l("To do"), "done": _l("Done"), "overdue": _l("Overdue")}
 TASK_LABELS = {
@@ -57,7 +58,99 @@ def due_field(label=_l("Due"), first=None, **kwargs) -> DateTimeField:
                          validators=[first or DataRequired(), not_in_past], **kwargs)
 
 
-class TaskModelView(LocalizedValuesMixin, ModelView):
+DUE_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+
+
+def parse_due(raw: str | None) -> datetime | None:
+    """A typed due time (the browser's datetime-local or 2024-05-01 14:30); ValueError if it is none."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    for fmt in DUE_FORMATS:
+        try:
+            return datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+    raise ValueError(raw)
+
+
+class TodoRowsWidget:
+    """A compact table of to-do rows (text, due time, owner picker) with an 'add a row' button."""
+
+    def __call__(self, field, **kwargs):  # noqa: ARG002
+        from markupsafe import Markup, escape
+
+        from app.views.lookup import LookupField
+
+        rows = list(field.rows) + [{}] * max(0, field.blank_rows - len(field.rows))
+        body = []
+        for i, row in enumerate(rows):
+            owner = LookupField(kind="user", name=f"{field.name}-{i}-assignee", _form=None, _meta=field.meta)
+            owner.data = row.get("assignee")
+            body.append(Markup(
+                '<tr><td class="crm-row-no">%s</td>'
+                '<td><input class="form-control" name="%s" id="%s" value="%s" maxlength="255"></td>'
+                '<td><input class="form-control" type="datetime-local" name="%s" id="%s" value="%s"></td>'
+                '<td>%s</td></tr>') % (
+                i + 1, f"{field.name}-{i}-title", f"{field.name}-{i}-title", row.get("title") or "",
+                f"{field.name}-{i}-due", f"{field.name}-{i}-due", row.get("due_raw") or "", owner()))
+        return Markup(
+            '<table class="table table-condensed crm-todo-rows" id="%s"><thead><tr><th>#</th><th>%s</th>'
+            '<th>%s</th><th>%s</th></tr></thead><tbody>%s</tbody></table>'
+            '<button type="button" class="btn btn-default btn-sm" data-add-row="#%s">'
+            '<i class="fa fa-plus"></i> %s</button>') % (
+            field.id, gettext("To-do"), gettext("Due"), gettext("Owner"), Markup("").join(body), field.id,
+            escape(gettext("Add a to-do")))
+
+
+class TodoRowsField(Field):
+    """Several to-dos in one form, each row (text, due, owner) becoming a task. A row left blank
+    is skipped; the others are checked together (app.services.followup.todo_errors), with
+    messages naming the row, so one bad row saves nothing. data: [{"title", "due_at",
+    "assignee_id", "row"}]."""
+    widget = TodoRowsWidget()
+    blank_rows = 2
+
+    def process(self, formdata, data=None, extra_filters=None):  # noqa: ARG002
+        import re
+
+        self.process_errors, self.object_data, self.rows, self.data = [], None, [], []
+        self._problems: list[str] = []
+        if not formdata:
+            return
+        pattern = re.compile(rf"^{re.escape(self.name)}-(\d+)-(title|due|assignee)$")
+        indices = sorted({int(m.group(1)) for key in formdata for m in [pattern.match(key)] if m})
+        for n, i in enumerate(indices, start=1):
+            title, due_raw, owner_raw = (str(formdata.get(f"{self.name}-{i}-{k}") or "").strip()
+                                         for k in ("title", "due", "assignee"))
+            row = {"title": title, "due_raw": due_raw, "row": n, "assignee": None, "assignee_id": None}
+            self.rows.append(row)
+            if not (title or due_raw or owner_raw):
+                continue
+            try:
+                row["due_at"] = parse_due(due_raw)
+            except ValueError:
+                row["due_at"] = None
+                self._problems.append(gettext("To-do %(n)d: '%(value)s' is not a date and time (YYYY-MM-DD HH:MM).",
+                                              n=n, value=due_raw))
+            if owner_raw:
+                from app.views.lookup import _active_user
+
+                row["assignee"] = _active_user(int(owner_raw)) if owner_raw.isdigit() else None
+                row["assignee_id"] = row["assignee"].id if row["assignee"] else None
+                if row["assignee"] is None:
+                    self._problems.append(gettext("To-do %(n)d: the owner must be an active user.", n=n))
+            self.data.append(row)
+
+    def pre_validate(self, form):  # noqa: ARG002
+        from app.services.followup import todo_errors
+
+        checked = [r for r in self.data if "due_at" in r and r["due_at"] is not None or not r.get("due_raw")]
+        messages = self._problems + [m for msgs in todo_errors(checked).values() for m in msgs]
+        self.errors.extend(dict.fromkeys(messages))  # each once, in row order of the checks
+
+
+class TaskModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Task)
     base_filters = ROW_SCOPE
     list_title = show_title = _l("Tasks")
@@ -101,7 +194,7 @@ class TaskModelView(LocalizedValuesMixin, ModelView):
         return redirect(request.referrer or url_for(".list"))
 
 
-class FollowupPlanModelView(LocalizedValuesMixin, ModelView):
+class FollowupPlanModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(FollowupPlan)
     base_filters = ROW_SCOPE
     list_title = show_title = _l("Follow-up Plans")

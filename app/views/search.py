@@ -8,10 +8,12 @@ from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import safe
+from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
 from werkzeug.datastructures import MultiDict
 
 from app.models import Customer
@@ -22,6 +24,21 @@ from app.views.scoped import ScopedViewMixin
 
 NOT_ARCHIVED = [["archived", FilterEqual, False]]
 ARCHIVED = [["archived", FilterEqual, True]]
+
+
+class CustomerArchivedFilter(BaseFilter):
+    """Rows (contacts, interactions, tasks) by their customer's archive state: value False = of
+    active customers (rows without a customer too), True = of archived ones."""
+    name = "customer archived"
+
+    def apply(self, query, value):
+        col = self.model.customer_id
+        archived = select(Customer.id).where(Customer.archived.is_(True))
+        return query.filter(col.in_(archived)) if value else query.filter(or_(col.is_(None), col.not_in(archived)))
+
+
+OF_ACTIVE_CUSTOMER = [["customer_id", CustomerArchivedFilter, False]]
+OF_ARCHIVED_CUSTOMER = [["customer_id", CustomerArchivedFilter, True]]
 COLUMN_LABELS = {"customer_no": _l("Customer No."), "name": _l("Customer Name"), "industry": _l("Industry"),
                  "type": _l("Customer Type"), "level": _l("Customer Level"), "region": _l("Region"),
                  "owner": _l("Owner"), "phone": _l("Phone"), "last_contact_at": _l("Last Contact"),
@@ -129,6 +146,7 @@ class CustomerArchiveView(ScopedViewMixin, LocalizedValuesMixin, ModelView):
                     "owner", "department", "last_contact_at", "total_amount", "remark", "changed_on"]
     search_columns = ["customer_no", "name"]
     base_order = ("changed_on", "desc")
+    related_views: list = []  # the archived customer's contacts and interactions (app/views/customer.py)
     label_columns = {**COLUMN_LABELS, "kind": _l("Kind"), "credit_code": _l("Credit Code / ID No."),
                      "department": _l("Department"), "remark": _l("Remark"), "changed_on": _l("Last Updated")}
 

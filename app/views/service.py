@@ -28,6 +28,7 @@ from app.services.numbering import next_number
 from app.views.attachment import AttachableApiMixin, AttachableViewMixin, attachment_files_field
 from app.views.customer import _CheckedApi
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
+from app.views.lookup import PickersMixin
 
 IN_SCOPE = [["id", RowScopeFilter, None]]
 PROGRESS_LABELS = {"pending": _l("Pending"), "in_progress": _l("In progress"), "done": _l("Done"),
@@ -102,7 +103,7 @@ class MineFilter(BaseFilter):
             select(ticket_collaborators.c.ticket_id).where(ticket_collaborators.c.user_id == uid))))
 
 
-class TicketModelView(AttachableViewMixin, LocalizedValuesMixin, ModelView):
+class TicketModelView(AttachableViewMixin, PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Ticket)
     base_filters = ROW_SCOPE
     list_title = show_title = _l("Service Tickets")
@@ -201,7 +202,7 @@ class SupervisorBoardView(BaseView):
             away=away, teams=teams, scores=satisfaction.scores_by_handler([user.id for user, *_ in load]))
 
 
-class ServiceRecordModelView(LocalizedValuesMixin, ModelView):
+class ServiceRecordModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(ServiceRecord)
     base_filters = ROW_SCOPE
     list_title = show_title = _l("Service Records")
@@ -407,7 +408,7 @@ class SlaPolicyModelView(LocalizedValuesMixin, ModelView):
     label_columns = CONFIG_LABELS
 
 
-class TeamModelView(LocalizedValuesMixin, ModelView):
+class TeamModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Team)
     list_title = _l("Service Teams")
     list_columns = ["key", "name", "department", "supervisor", "round_robin"]
@@ -415,7 +416,7 @@ class TeamModelView(LocalizedValuesMixin, ModelView):
     label_columns = CONFIG_LABELS
 
 
-class AgentProfileModelView(LocalizedValuesMixin, ModelView):
+class AgentProfileModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(AgentProfile)
     list_title = _l("Agents")
     list_columns = ["user", "team", "skills", "regions", "away"]
