@@ -20,6 +20,8 @@ import io
 import json
 import os
 import re
+import threading
+import time
 import unicodedata
 import uuid
 import zipfile
@@ -54,6 +56,8 @@ UPDATE_BY = {None: None, "": None, "none": None, "no": "customer_no", "customer_
              "credit_code": "credit_code"}
 IGNORE = "-"  # mapping value: the user chose to ignore this column
 CHUNK = 2000
+RUNNING = ("queued", "checking", "importing")
+BEAT_SECONDS = 5  # a running batch touches its heartbeat file this often
 
 # The primary contact's columns: not customer fields, but imported with the customer.
 CONTACT_FIELDS: tuple[FieldSpec, ...] = (
@@ -906,9 +910,15 @@ def run_batch(batch_id: int, dry_run: bool | None = None) -> dict:
     if dry_run is not None:
         batch.dry_run = dry_run
     user = batch.created_by
-    batch.status = "checking"
+    batch.status, batch.started_on = "checking", datetime.utcnow()
     db.session.commit()
     set_progress(batch.id, phase="reading", read=0, validated=0, saved=0, total=0, cancel=False)
+    with _heartbeat(batch):
+        return _run(batch, user)
+
+
+def _run(batch: ImportBatch, user) -> dict:
+    batch_id = batch.id
 
     def progress(**kw):
         set_progress(batch.id, **kw)
@@ -1008,15 +1018,128 @@ def batch_clause(user):
     return own
 
 
-def start(batch: ImportBatch, dry_run: bool) -> str:
+def start(batch: ImportBatch, dry_run: bool, queue: str = "default") -> str:
     """Run a batch as a job: on RQ with REDIS_URL (the page follows its progress), else now."""
-    from app.jobs import enqueue
+    from app.jobs import enqueue, job_id_for
 
-    batch.status, batch.cancel_requested = "queued", False
+    func, run_key = "app.services.importer:run_batch", f"import-{batch.id}-{uuid.uuid4().hex[:8]}"
+    batch.status, batch.cancel_requested, batch.job_id = "queued", False, job_id_for(func, run_key)
+    batch.started_on = datetime.utcnow()
     db.session.commit()
     set_progress(batch.id, phase="queued", read=0, validated=0, saved=0, total=0, cancel=False)
-    return enqueue("app.services.importer:run_batch", batch.id, dry_run,
-                   run_key=f"import-{batch.id}-{uuid.uuid4().hex[:8]}")
+    return enqueue(func, batch.id, dry_run, run_key=run_key, queue=queue)
+
+
+# -- a worker that died: detection, retry; uploads' retention -------------------------------------
+
+def _beat_path(batch: ImportBatch) -> Path:
+    return Path(f"{batch.file_path}.beat")
+
+
+@contextmanager
+def _heartbeat(batch: ImportBatch) -> Iterator[None]:
+    """While a run lives, a thread touches ``<upload>.beat`` every BEAT_SECONDS: beside the upload
+    (which every worker reads), so any process can tell a live run from a dead one."""
+    path, stop = _beat_path(batch), threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                path.touch()
+            except OSError:
+                pass
+            if stop.wait(BEAT_SECONDS):
+                return
+
+    thread = threading.Thread(target=beat, name=f"import-{batch.id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        path.unlink(missing_ok=True)
+
+
+def _rq_status(batch: ImportBatch) -> str | None:
+    """The RQ job's status ('missing' when Redis no longer knows it); None without RQ."""
+    if not batch.job_id or not current_app.config.get("REDIS_URL"):
+        return None
+    from rq.job import Job
+
+    from app.jobs.queue import get_redis
+
+    try:
+        return str(Job.fetch(batch.job_id, connection=get_redis()).get_status(refresh=True).value)
+    except Exception:  # noqa: BLE001  (NoSuchJobError, or a job Redis dropped)
+        return "missing"
+
+
+def is_stale(batch: ImportBatch) -> bool:
+    """A batch that says it runs but whose worker is gone: its RQ job failed, was stopped or is
+    lost, or (once started) its heartbeat has been silent for CRM_IMPORT_STALE_SECONDS. Its
+    transaction died with it, so nothing of that run is saved and it may be run again."""
+    if batch.status not in RUNNING:
+        return False
+    if _rq_status(batch) in ("failed", "stopped", "canceled", "missing"):
+        return True
+    if batch.status == "queued":
+        return False  # waiting for a worker
+    try:
+        last = _beat_path(batch).stat().st_mtime
+    except OSError:
+        began = batch.started_on or batch.created_on
+        last = (began - datetime(1970, 1, 1)).total_seconds()
+    return time.time() - last > float(current_app.config.get("CRM_IMPORT_STALE_SECONDS") or 60)
+
+
+def retryable(batch: ImportBatch) -> bool:
+    return batch.file_purged_on is None and (batch.status == "failed" or is_stale(batch))
+
+
+def retry(batch: ImportBatch, *, now: bool = False) -> dict | str:
+    """Run a failed batch, or one whose worker died, again with the same file, mapping and
+    options: as a job (returns its id), or ``now`` in this process (returns the report)."""
+    if not retryable(batch):
+        raise ImportRefused("not_retryable", N_("Only a failed import, or one whose worker stopped, can be run again."))
+    if not now:
+        return start(batch, batch.dry_run)
+    batch.job_id = None
+    db.session.commit()
+    return run_batch(batch.id)
+
+
+def purge_uploads(days: float | None = None) -> int:
+    """Delete stored uploads CRM_IMPORT_KEEP_DAYS days after their batch ended (the batch, its
+    report and its undo stay; only the error workbook needs the file), and files no batch owns.
+    A batch still waiting for its file is closed: cancelled, or failed if its worker died."""
+    keep = float(current_app.config.get("CRM_IMPORT_KEEP_DAYS") or 30) if days is None else days
+    cutoff = datetime.utcnow() - timedelta(days=keep)
+    removed = 0
+    batches = db.session.execute(select(ImportBatch).where(
+        ImportBatch.file_purged_on.is_(None),
+        (ImportBatch.finished_on < cutoff) | (ImportBatch.finished_on.is_(None) & (ImportBatch.created_on < cutoff))
+    )).scalars().all()
+    for batch in batches:
+        if batch.status in RUNNING:
+            if not is_stale(batch):
+                continue
+            batch.status, batch.finished_on = "failed", datetime.utcnow()
+        elif batch.status in ("uploaded", "checked"):
+            batch.status, batch.finished_on = "cancelled", datetime.utcnow()
+        for path in (Path(batch.file_path), _beat_path(batch)):
+            if path.exists():
+                path.unlink()
+                removed += path.suffix != ".beat"
+        batch.file_purged_on = datetime.utcnow()
+    db.session.commit()
+    owned = set(db.session.execute(select(ImportBatch.file_path)).scalars())
+    for path in import_dir().iterdir():
+        if path.is_file() and str(path) not in owned and not path.name.endswith(".beat") \
+                and path.stat().st_mtime < time.time() - keep * 86400:
+            path.unlink()
+            removed += 1
+    return removed
 
 
 # -- undo -----------------------------------------------------------------------------------------
