@@ -49,6 +49,7 @@ from app.services.dedupe import (
 )
 from app.services.fields import N_, FieldSpec, customer_fields
 from app.services.numbering import next_numbers
+from app.services.bulk import insert_rows, reserve_ids
 from app.services.search_keys import write_tokens
 
 MODES = ("all", "valid")
@@ -706,6 +707,11 @@ class Cancelled(Exception):
 
 
 _DICT_ATTR = {"single_choice": "_id", "user": "_id", "department": "_id"}
+_CONTACT_KEYS = frozenset(s.key for s in CONTACT_FIELDS)
+_CONTACT_COLUMNS = ("customer_id", "name", "phone", "phone_key", "phone_last4", "email", "is_primary", "created_on",
+                    "changed_on", "created_by_fk", "changed_by_fk")
+_HISTORY_COLUMNS = ("changeset", "action", "entity", "entity_id", "record_label", "customer_no", "customer_id", "field",
+                    "new_value", "changed_by_id", "changed_on")
 
 
 def _columns(values: dict[str, Any], specs: dict[str, FieldSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -713,7 +719,7 @@ def _columns(values: dict[str, Any], specs: dict[str, FieldSpec]) -> tuple[dict[
     cols, extra = {}, {}
     for key, v in values.items():
         spec = specs.get(key)
-        if spec is None or spec in CONTACT_FIELDS:
+        if spec is None or key in _CONTACT_KEYS:
             continue
         if spec.custom:
             extra[key] = v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else \
@@ -753,30 +759,26 @@ def _create(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelle
                    "total_amount": cols.get("total_amount"),
                    "created_on": now, "changed_on": now, "created_by_fk": user.id, "changed_by_fk": user.id}
                   for (r, cols), no in zip(part, numbers)]
-        ids = db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), params).scalars().all()
-        write_tokens(db.session.connection(), [(cid, p["name"], p["name_initials"]) for cid, p in zip(ids, params)],
+        conn = db.session.connection()
+        ids = reserve_ids(conn, table, len(params))
+        for p, cid in zip(params, ids):
+            p["id"] = cid
+        conn.execute(insert(table), params)
+        write_tokens(conn, [(cid, p["name"], p["name_initials"]) for cid, p in zip(ids, params)],
                      fresh=True)  # search tokens, as the model listeners write them for single saves
-        contacts = []
-        for (r, cols), cid in zip(part, ids):
-            if any(r.values.get(k) for k in ("contact_name", "contact_phone", "contact_email")):
-                phone = r.values.get("contact_phone")
-                contacts.append({"customer_id": cid, "name": r.values.get("contact_name") or cols.get("name"),
-                                 "title": None, "phone": phone, **contact_keys(phone),
-                                 "email": r.values.get("contact_email"), "im_account": None, "preference": None,
-                                 "is_primary": True, "created_on": now, "changed_on": now,
-                                 "created_by_fk": user.id, "changed_by_fk": user.id})
-        if contacts:
-            db.session.execute(insert(ctable), contacts)
-        db.session.execute(insert(ImportItem.__table__), [
-            {"batch_id": batch.id, "customer_id": cid, "customer_no": p["customer_no"], "row": r.row,
-             "action": "create", "before": None} for (r, _), cid, p in zip(part, ids, params)])
+        insert_rows(conn, ctable, _CONTACT_COLUMNS, [
+            (cid, r.values.get("contact_name") or cols.get("name"), r.values.get("contact_phone"),
+             *contact_keys(r.values.get("contact_phone")).values(), r.values.get("contact_email"), True, now, now,
+             user.id, user.id)
+            for (r, cols), cid in zip(part, ids)
+            if any(r.values.get(k) for k in ("contact_name", "contact_phone", "contact_email"))])
+        insert_rows(conn, ImportItem.__table__, ("batch_id", "customer_id", "customer_no", "row", "action"),
+                    [(batch.id, cid, p["customer_no"], r.row, "create") for (r, _), cid, p in zip(part, ids, params)])
         changeset = history.changeset_id(db.session)
         label = f"{batch.file_name} (#{batch.id})"
-        db.session.execute(insert(FieldChange.__table__), [
-            {"changeset": changeset, "action": "create", "entity": "customer", "entity_id": cid,
-             "record_label": f"{p['customer_no']} {p['name']}"[:200], "customer_no": p["customer_no"],
-             "customer_id": cid, "field": "imported", "old_value": None, "new_value": label,
-             "changed_by_id": user.id, "changed_on": now} for cid, p in zip(ids, params)])
+        insert_rows(conn, FieldChange.__table__, _HISTORY_COLUMNS, [
+            (changeset, "create", "customer", cid, f"{p['customer_no']} {p['name']}"[:200], p["customer_no"], cid,
+             "imported", label, user.id, now) for cid, p in zip(ids, params)])
         saved += len(part)
         progress(saved=saved)
     return saved
