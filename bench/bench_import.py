@@ -91,7 +91,8 @@ def raw_insert(rows: list[list]) -> float:
     try:
         cur = raw.cursor()
         cur.execute("DROP TABLE IF EXISTS bench_raw")
-        cur.execute(f"CREATE TABLE bench_raw (id INTEGER PRIMARY KEY, {cols})")
+        key = "id SERIAL PRIMARY KEY" if db.engine.dialect.name == "postgresql" else "id INTEGER PRIMARY KEY"
+        cur.execute(f"CREATE TABLE bench_raw ({key}, {cols})")
         raw.commit()
         t0 = time.perf_counter()
         cur.executemany(f"INSERT INTO bench_raw ({', '.join(f'c{i}' for i in range(len(HEADERS)))}) VALUES ({marks})",
