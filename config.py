@@ -127,6 +127,11 @@ class Config:
     CRM_IMPORT_DIR = os.environ.get("CRM_IMPORT_DIR") or str(INSTANCE_DIR / "imports")
     CRM_IMPORT_MAX_MB = float(os.environ.get("CRM_IMPORT_MAX_MB", "50"))
     CRM_IMPORT_MAX_UNZIPPED_MB = float(os.environ.get("CRM_IMPORT_MAX_UNZIPPED_MB", "500"))
+    # A running import beats every few seconds; one silent for CRM_IMPORT_STALE_SECONDS (or whose RQ
+    # job failed) has lost its worker and may be retried. Uploads are deleted CRM_IMPORT_KEEP_DAYS
+    # days after their batch ended (periodic job import_cleanup).
+    CRM_IMPORT_STALE_SECONDS = float(os.environ.get("CRM_IMPORT_STALE_SECONDS", "60"))
+    CRM_IMPORT_KEEP_DAYS = float(os.environ.get("CRM_IMPORT_KEEP_DAYS", "30"))
 
     # Customer feedback (README 客户反馈 / 公开页面 / 满意度回访).
     CRM_FEEDBACK_DEFAULT_TYPE = os.environ.get("CRM_FEEDBACK_DEFAULT_TYPE", "consult")  # when no rule matches

@@ -199,6 +199,31 @@ def import_customers(file: str, mode: str, dry_run: bool, update_by: str | None,
     sys.exit(0 if result["status"] in ("done", "checked") else 1)
 
 
+@imports.command("retry")
+@click.argument("batch_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="输出机器可读报告 / print the JSON report")
+def import_retry(batch_id: int, as_json: bool) -> None:
+    """重新运行失败或工作进程已停止的导入批次 / run again a failed batch, or one whose worker died."""
+    from app.extensions import db
+    from app.models.importing import ImportBatch
+    from app.services.importer import ImportRefused, acting_as, retry
+
+    batch = db.session.get(ImportBatch, batch_id)
+    if batch is None:
+        click.echo(f"没有该批次 / no such batch: {batch_id}", err=True)
+        sys.exit(2)
+    try:
+        with acting_as(batch.created_by):
+            result = retry(batch, now=True)
+    except ImportRefused as exc:
+        click.echo(f"{exc} / status: {batch.status}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=1) if as_json else
+               f"批次 / batch {result['batch']}: {result['status']}  新增 created {result['rows_created']}, "
+               f"更新 updated {result['rows_updated']}, 拒绝 rejected {result['rows_rejected']}")
+    sys.exit(0 if result["status"] in ("done", "checked") else 1)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(crm)
 

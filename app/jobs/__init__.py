@@ -40,6 +40,8 @@ PERIODIC: dict[str, PeriodicJob] = {
                     _l("Delete job run records older than 90 days")),
         PeriodicJob("export_cleanup", "app.services.export:purge_expired", 3600,
                     _l("Delete export files past their expiry (CRM_EXPORT_KEEP_DAYS)")),
+        PeriodicJob("import_cleanup", "app.services.importer:purge_uploads", 86400,
+                    _l("Delete uploaded import files kept longer than CRM_IMPORT_KEEP_DAYS")),
         PeriodicJob("tagging_rules", "app.services.tag_rules:apply_all_rules", 86400,
                     _l("Apply the active tagging rules to every customer")),
         PeriodicJob("task_reminders", "app.services.reminders:task_reminders", 300,

@@ -27,6 +27,7 @@ class ImportBatch(Model):
     file_name = Column(String(255), nullable=False)
     file_hash = Column(String(64), nullable=False, index=True)  # sha256 of the upload
     file_path = Column(String(500), nullable=False)  # stored copy (CRM_IMPORT_DIR)
+    file_purged_on = Column(DateTime)  # when the retention job deleted the stored copy
     sheet = Column(String(100))
     mapping = Column(Text)  # JSON: [[header, field key or "-" for ignored or null], ...]
     mode = Column(String(10), nullable=False, default="all")  # all (all-or-nothing) / valid
@@ -34,6 +35,8 @@ class ImportBatch(Model):
     dry_run = Column(Boolean, nullable=False, default=False)
     status = Column(String(20), nullable=False, default="uploaded", index=True)
     cancel_requested = Column(Boolean, nullable=False, default=False)
+    job_id = Column(String(120))  # the RQ job of the last run (to tell a dead worker's batch)
+    started_on = Column(DateTime)  # when the last run began
     rows_total = Column(Integer, nullable=False, default=0)
     rows_valid = Column(Integer, nullable=False, default=0)
     rows_created = Column(Integer, nullable=False, default=0)

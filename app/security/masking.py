@@ -116,11 +116,12 @@ def _needs_mask(model_key: str, field: str, item: Any) -> bool:
     return True
 
 
-def mask_row(model_key: str, item: Any, row: dict, full: bool = False) -> list[str]:
+def mask_row(model_key: str, item: Any, row: dict, full: bool = False, fields: dict[str, str] | None = None) -> list[str]:
     """Mask the sensitive values of ``row`` (a dict of one item's values) in place, unless
-    ``full``. Returns the fields whose full value stays in the row (to be logged)."""
+    ``full``. Returns the fields whose full value stays in the row (to be logged). Bulk callers
+    (exports) pass ``fields`` = masked_fields(model_key), looked up once for all their rows."""
     revealed = []
-    for field, kind in masked_fields(model_key).items():
+    for field, kind in (masked_fields(model_key) if fields is None else fields).items():
         if field not in row or not row[field] or not _needs_mask(model_key, field, item):
             continue
         if full:

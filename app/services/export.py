@@ -193,7 +193,9 @@ class CustomerExporter(Exporter):
         return cols + [Column(key, gettext(msgid), lambda item: None) for key, _, msgid in self.CONTACT]
 
     def options(self, query):
-        return query  # related names come by foreign key (below), not from joined objects
+        """Plain rows of the table's columns, not ORM objects: related names come by foreign key
+        (below), custom values from the ``extra`` column; a Row reads like the object did."""
+        return query.with_entities(*self.view.datamodel.obj.__table__.c)
 
     def _names_by_fk(self, key: str) -> Callable[[Any], Any] | None:
         """A many-to-one field (dictionary item, owner, department: small tables) read by its
@@ -209,9 +211,19 @@ class CustomerExporter(Exporter):
         return lambda item: names.get(getattr(item, fk))
 
     def row_dicts(self, items: list) -> list[dict]:
-        from app.models import Contact
+        from types import SimpleNamespace
 
-        rows = super().row_dicts(items)
+        from app.models import Contact, DictionaryItem
+
+        if not hasattr(self, "_kinds"):  # masking tells people (masked credit code) by their kind
+            self._kinds = {i.id: SimpleNamespace(kind=SimpleNamespace(code=i.code)) for i in
+                           db.session.query(DictionaryItem).filter(DictionaryItem.type_key == "customer_kind")}
+            self._masked = {m: masking.masked_fields(m) for m in ("customer", "contact")}
+        rows, none = [], SimpleNamespace(kind=None)
+        for item in items:
+            row = {c.key: c.get(item) for c in self.columns}
+            masking.mask_row("customer", self._kinds.get(item.kind_id, none), row, fields=self._masked["customer"])
+            rows.append(row)
         ids = [i.id for i in items]
         first: dict[int, dict] = {}
         if ids:
@@ -225,7 +237,7 @@ class CustomerExporter(Exporter):
             values = first.get(item.id)
             if values is None:
                 continue
-            masking.mask_row("contact", None, values, full=False)  # contact masking needs no record
+            masking.mask_row("contact", None, values, fields=self._masked["contact"])  # needs no record
             for key, field, _ in self.CONTACT:
                 row[key] = values[field]
         return rows

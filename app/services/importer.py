@@ -20,6 +20,8 @@ import io
 import json
 import os
 import re
+import threading
+import time
 import unicodedata
 import uuid
 import zipfile
@@ -47,6 +49,7 @@ from app.services.dedupe import (
 )
 from app.services.fields import N_, FieldSpec, customer_fields
 from app.services.numbering import next_numbers
+from app.services.bulk import insert_rows, reserve_ids
 from app.services.search_keys import write_tokens
 
 MODES = ("all", "valid")
@@ -54,6 +57,8 @@ UPDATE_BY = {None: None, "": None, "none": None, "no": "customer_no", "customer_
              "credit_code": "credit_code"}
 IGNORE = "-"  # mapping value: the user chose to ignore this column
 CHUNK = 2000
+RUNNING = ("queued", "checking", "importing")
+BEAT_SECONDS = 5  # a running batch touches its heartbeat file this often
 
 # The primary contact's columns: not customer fields, but imported with the customer.
 CONTACT_FIELDS: tuple[FieldSpec, ...] = (
@@ -702,6 +707,11 @@ class Cancelled(Exception):
 
 
 _DICT_ATTR = {"single_choice": "_id", "user": "_id", "department": "_id"}
+_CONTACT_KEYS = frozenset(s.key for s in CONTACT_FIELDS)
+_CONTACT_COLUMNS = ("customer_id", "name", "phone", "phone_key", "phone_last4", "email", "is_primary", "created_on",
+                    "changed_on", "created_by_fk", "changed_by_fk")
+_HISTORY_COLUMNS = ("changeset", "action", "entity", "entity_id", "record_label", "customer_no", "customer_id", "field",
+                    "new_value", "changed_by_id", "changed_on")
 
 
 def _columns(values: dict[str, Any], specs: dict[str, FieldSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -709,7 +719,7 @@ def _columns(values: dict[str, Any], specs: dict[str, FieldSpec]) -> tuple[dict[
     cols, extra = {}, {}
     for key, v in values.items():
         spec = specs.get(key)
-        if spec is None or spec in CONTACT_FIELDS:
+        if spec is None or key in _CONTACT_KEYS:
             continue
         if spec.custom:
             extra[key] = v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else \
@@ -749,30 +759,26 @@ def _create(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelle
                    "total_amount": cols.get("total_amount"),
                    "created_on": now, "changed_on": now, "created_by_fk": user.id, "changed_by_fk": user.id}
                   for (r, cols), no in zip(part, numbers)]
-        ids = db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), params).scalars().all()
-        write_tokens(db.session.connection(), [(cid, p["name"], p["name_initials"]) for cid, p in zip(ids, params)],
+        conn = db.session.connection()
+        ids = reserve_ids(conn, table, len(params))
+        for p, cid in zip(params, ids):
+            p["id"] = cid
+        conn.execute(insert(table), params)
+        write_tokens(conn, [(cid, p["name"], p["name_initials"]) for cid, p in zip(ids, params)],
                      fresh=True)  # search tokens, as the model listeners write them for single saves
-        contacts = []
-        for (r, cols), cid in zip(part, ids):
-            if any(r.values.get(k) for k in ("contact_name", "contact_phone", "contact_email")):
-                phone = r.values.get("contact_phone")
-                contacts.append({"customer_id": cid, "name": r.values.get("contact_name") or cols.get("name"),
-                                 "title": None, "phone": phone, **contact_keys(phone),
-                                 "email": r.values.get("contact_email"), "im_account": None, "preference": None,
-                                 "is_primary": True, "created_on": now, "changed_on": now,
-                                 "created_by_fk": user.id, "changed_by_fk": user.id})
-        if contacts:
-            db.session.execute(insert(ctable), contacts)
-        db.session.execute(insert(ImportItem.__table__), [
-            {"batch_id": batch.id, "customer_id": cid, "customer_no": p["customer_no"], "row": r.row,
-             "action": "create", "before": None} for (r, _), cid, p in zip(part, ids, params)])
+        insert_rows(conn, ctable, _CONTACT_COLUMNS, [
+            (cid, r.values.get("contact_name") or cols.get("name"), r.values.get("contact_phone"),
+             *contact_keys(r.values.get("contact_phone")).values(), r.values.get("contact_email"), True, now, now,
+             user.id, user.id)
+            for (r, cols), cid in zip(part, ids)
+            if any(r.values.get(k) for k in ("contact_name", "contact_phone", "contact_email"))])
+        insert_rows(conn, ImportItem.__table__, ("batch_id", "customer_id", "customer_no", "row", "action"),
+                    [(batch.id, cid, p["customer_no"], r.row, "create") for (r, _), cid, p in zip(part, ids, params)])
         changeset = history.changeset_id(db.session)
         label = f"{batch.file_name} (#{batch.id})"
-        db.session.execute(insert(FieldChange.__table__), [
-            {"changeset": changeset, "action": "create", "entity": "customer", "entity_id": cid,
-             "record_label": f"{p['customer_no']} {p['name']}"[:200], "customer_no": p["customer_no"],
-             "customer_id": cid, "field": "imported", "old_value": None, "new_value": label,
-             "changed_by_id": user.id, "changed_on": now} for cid, p in zip(ids, params)])
+        insert_rows(conn, FieldChange.__table__, _HISTORY_COLUMNS, [
+            (changeset, "create", "customer", cid, f"{p['customer_no']} {p['name']}"[:200], p["customer_no"], cid,
+             "imported", label, user.id, now) for cid, p in zip(ids, params)])
         saved += len(part)
         progress(saved=saved)
     return saved
@@ -906,9 +912,15 @@ def run_batch(batch_id: int, dry_run: bool | None = None) -> dict:
     if dry_run is not None:
         batch.dry_run = dry_run
     user = batch.created_by
-    batch.status = "checking"
+    batch.status, batch.started_on = "checking", datetime.utcnow()
     db.session.commit()
     set_progress(batch.id, phase="reading", read=0, validated=0, saved=0, total=0, cancel=False)
+    with _heartbeat(batch):
+        return _run(batch, user)
+
+
+def _run(batch: ImportBatch, user) -> dict:
+    batch_id = batch.id
 
     def progress(**kw):
         set_progress(batch.id, **kw)
@@ -1008,15 +1020,128 @@ def batch_clause(user):
     return own
 
 
-def start(batch: ImportBatch, dry_run: bool) -> str:
+def start(batch: ImportBatch, dry_run: bool, queue: str = "default") -> str:
     """Run a batch as a job: on RQ with REDIS_URL (the page follows its progress), else now."""
-    from app.jobs import enqueue
+    from app.jobs import enqueue, job_id_for
 
-    batch.status, batch.cancel_requested = "queued", False
+    func, run_key = "app.services.importer:run_batch", f"import-{batch.id}-{uuid.uuid4().hex[:8]}"
+    batch.status, batch.cancel_requested, batch.job_id = "queued", False, job_id_for(func, run_key)
+    batch.started_on = datetime.utcnow()
     db.session.commit()
     set_progress(batch.id, phase="queued", read=0, validated=0, saved=0, total=0, cancel=False)
-    return enqueue("app.services.importer:run_batch", batch.id, dry_run,
-                   run_key=f"import-{batch.id}-{uuid.uuid4().hex[:8]}")
+    return enqueue(func, batch.id, dry_run, run_key=run_key, queue=queue)
+
+
+# -- a worker that died: detection, retry; uploads' retention -------------------------------------
+
+def _beat_path(batch: ImportBatch) -> Path:
+    return Path(f"{batch.file_path}.beat")
+
+
+@contextmanager
+def _heartbeat(batch: ImportBatch) -> Iterator[None]:
+    """While a run lives, a thread touches ``<upload>.beat`` every BEAT_SECONDS: beside the upload
+    (which every worker reads), so any process can tell a live run from a dead one."""
+    path, stop = _beat_path(batch), threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                path.touch()
+            except OSError:
+                pass
+            if stop.wait(BEAT_SECONDS):
+                return
+
+    thread = threading.Thread(target=beat, name=f"import-{batch.id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        path.unlink(missing_ok=True)
+
+
+def _rq_status(batch: ImportBatch) -> str | None:
+    """The RQ job's status ('missing' when Redis no longer knows it); None without RQ."""
+    if not batch.job_id or not current_app.config.get("REDIS_URL"):
+        return None
+    from rq.job import Job
+
+    from app.jobs.queue import get_redis
+
+    try:
+        return str(Job.fetch(batch.job_id, connection=get_redis()).get_status(refresh=True).value)
+    except Exception:  # noqa: BLE001  (NoSuchJobError, or a job Redis dropped)
+        return "missing"
+
+
+def is_stale(batch: ImportBatch) -> bool:
+    """A batch that says it runs but whose worker is gone: its RQ job failed, was stopped or is
+    lost, or (once started) its heartbeat has been silent for CRM_IMPORT_STALE_SECONDS. Its
+    transaction died with it, so nothing of that run is saved and it may be run again."""
+    if batch.status not in RUNNING:
+        return False
+    if _rq_status(batch) in ("failed", "stopped", "canceled", "missing"):
+        return True
+    if batch.status == "queued":
+        return False  # waiting for a worker
+    try:
+        last = _beat_path(batch).stat().st_mtime
+    except OSError:
+        began = batch.started_on or batch.created_on
+        last = (began - datetime(1970, 1, 1)).total_seconds()
+    return time.time() - last > float(current_app.config.get("CRM_IMPORT_STALE_SECONDS") or 60)
+
+
+def retryable(batch: ImportBatch) -> bool:
+    return batch.file_purged_on is None and (batch.status == "failed" or is_stale(batch))
+
+
+def retry(batch: ImportBatch, *, now: bool = False) -> dict | str:
+    """Run a failed batch, or one whose worker died, again with the same file, mapping and
+    options: as a job (returns its id), or ``now`` in this process (returns the report)."""
+    if not retryable(batch):
+        raise ImportRefused("not_retryable", N_("Only a failed import, or one whose worker stopped, can be run again."))
+    if not now:
+        return start(batch, batch.dry_run)
+    batch.job_id = None
+    db.session.commit()
+    return run_batch(batch.id)
+
+
+def purge_uploads(days: float | None = None) -> int:
+    """Delete stored uploads CRM_IMPORT_KEEP_DAYS days after their batch ended (the batch, its
+    report and its undo stay; only the error workbook needs the file), and files no batch owns.
+    A batch still waiting for its file is closed: cancelled, or failed if its worker died."""
+    keep = float(current_app.config.get("CRM_IMPORT_KEEP_DAYS") or 30) if days is None else days
+    cutoff = datetime.utcnow() - timedelta(days=keep)
+    removed = 0
+    batches = db.session.execute(select(ImportBatch).where(
+        ImportBatch.file_purged_on.is_(None),
+        (ImportBatch.finished_on < cutoff) | (ImportBatch.finished_on.is_(None) & (ImportBatch.created_on < cutoff))
+    )).scalars().all()
+    for batch in batches:
+        if batch.status in RUNNING:
+            if not is_stale(batch):
+                continue
+            batch.status, batch.finished_on = "failed", datetime.utcnow()
+        elif batch.status in ("uploaded", "checked"):
+            batch.status, batch.finished_on = "cancelled", datetime.utcnow()
+        for path in (Path(batch.file_path), _beat_path(batch)):
+            if path.exists():
+                path.unlink()
+                removed += path.suffix != ".beat"
+        batch.file_purged_on = datetime.utcnow()
+    db.session.commit()
+    owned = set(db.session.execute(select(ImportBatch.file_path)).scalars())
+    for path in import_dir().iterdir():
+        if path.is_file() and str(path) not in owned and not path.name.endswith(".beat") \
+                and path.stat().st_mtime < time.time() - keep * 86400:
+            path.unlink()
+            removed += 1
+    return removed
 
 
 # -- undo -----------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 
-from flask import abort, flash, g, redirect, request, send_file, url_for
+from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.security.decorators import protect
@@ -24,7 +24,6 @@ from app.services import importer
 
 PERMS = "CustomerImport"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-RUNNING = ("queued", "checking", "importing")
 
 
 def _batch(pk: int) -> ImportBatch:
@@ -45,7 +44,7 @@ class ImportView(BaseView):
     default_view = "index"
     class_permission_name = PERMS
     method_permission_name = {n: "import" for n in (
-        "index", "upload", "mapping", "batch", "run", "cancel", "errors", "template", "progress")} | {"undo": "undo"}
+        "index", "upload", "mapping", "batch", "run", "cancel", "errors", "template", "progress", "retry")} | {"undo": "undo"}
 
     @expose("/")
     @has_access
@@ -114,14 +113,27 @@ class ImportView(BaseView):
         self.update_redirect()
         batch = _batch(pk)
         return self.render_template("crm/import_batch.html", batch=batch, report=importer.report(batch),
-                                    progress=importer.get_progress(batch.id), running=batch.status in RUNNING,
+                                    progress=importer.get_progress(batch.id), stale=importer.is_stale(batch),
+                                    running=batch.status in importer.RUNNING, retryable=importer.retryable(batch),
                                     may_undo=importer.may_undo(batch, g.user), title=_l("Import Batch"))
 
     @expose("/<int:pk>/progress")
     @has_access
     def progress(self, pk: int):
         batch = _batch(pk)
-        return {"status": batch.status, **importer.get_progress(batch.id)}
+        return {"status": batch.status, **importer.get_progress(batch.id), "stale": importer.is_stale(batch)}
+
+    @expose("/<int:pk>/retry", methods=["POST"])
+    @has_access
+    def retry(self, pk: int):
+        try:
+            importer.retry(_batch(pk))
+        except importer.ImportRefused as exc:
+            flash(str(exc), "danger")
+        except Exception:  # in-process mode: the run failed again; the batch says so
+            db.session.rollback()
+            flash(_("The import failed; nothing was saved."), "danger")
+        return redirect(url_for("ImportView.batch", pk=pk))
 
     @expose("/<int:pk>/run", methods=["POST"])
     @has_access
@@ -153,6 +165,10 @@ class ImportView(BaseView):
     @has_access
     def errors(self, pk: int):
         batch = _batch(pk)
+        if batch.file_purged_on:
+            flash(_("The uploaded file has been deleted (kept %(days)s days); the problems are listed below.",
+                    days=f"{current_app.config['CRM_IMPORT_KEEP_DAYS']:g}"), "warning")
+            return redirect(url_for("ImportView.batch", pk=pk))
         name = batch.file_name.rsplit(".", 1)[0] + "-errors.xlsx"
         return send_file(io.BytesIO(importer.error_workbook(batch)), mimetype=XLSX, as_attachment=True,
                          download_name=name)
@@ -167,12 +183,14 @@ class ImportView(BaseView):
 class ImportApi(BaseApi):
     """POST /api/v1/import/customers (multipart: file, mode, update_by, dry_run, sheet, mapping as
     JSON {header: field}, template, async) -> the report (or 202 + batch id with async=1);
-    GET /api/v1/import/batches/<id>, POST .../cancel, POST .../undo."""
+    GET /api/v1/import/batches/<id> (with ``stale`` and ``retryable``), POST .../cancel, POST .../undo,
+    POST .../retry (a failed batch or one whose worker died: 202 + the new job)."""
 
     resource_name = "import"
     allow_browser_login = True
     class_permission_name = PERMS
-    method_permission_name = {"customers": "import", "get_batch": "import", "cancel": "import", "undo": "undo"}
+    method_permission_name = {"customers": "import", "get_batch": "import", "cancel": "import", "undo": "undo",
+                             "retry": "import"}
 
     @expose("/customers", methods=["POST"])
     @protect()
@@ -199,7 +217,18 @@ class ImportApi(BaseApi):
     @protect()
     def get_batch(self, pk: int):
         batch = _batch(pk)
-        return self.response(200, **importer.report(batch), progress=importer.get_progress(batch.id))
+        return self.response(200, **importer.report(batch), progress=importer.get_progress(batch.id),
+                             stale=importer.is_stale(batch), retryable=importer.retryable(batch))
+
+    @expose("/batches/<int:pk>/retry", methods=["POST"])
+    @protect()
+    def retry(self, pk: int):
+        batch = _batch(pk)
+        try:
+            job = importer.retry(batch)
+        except importer.ImportRefused as exc:
+            return self.response(409, message=str(exc))
+        return self.response(202, batch=batch.id, job=job, status=db.session.get(ImportBatch, pk).status)
 
     @expose("/batches/<int:pk>/cancel", methods=["POST"])
     @protect()

@@ -57,3 +57,34 @@ def test_import_wizard(live_server, new_page, tmp_path):
 
 def visible(page) -> str:
     return page.locator("body").inner_text()
+
+
+def test_a_batch_whose_worker_died_is_run_again_from_its_page(app, live_server, rq_worker, new_page, tmp_path):
+    """What a worker killed mid-import leaves (the batch still 'importing', its heartbeat silent
+    for minutes, nothing saved) is shown as stopped; 重新运行 finishes it."""
+    from datetime import datetime, timedelta
+
+    from app.extensions import db
+    from app.models.importing import ImportBatch
+    from test_import import count_prefix, create_batch_as, csv_file
+
+    prefix = f"重跑{uuid.uuid4().hex[:6]}"
+    path = csv_file(tmp_path / "重跑.csv", [["客户名称", "手机"]] + [[f"{prefix}{i}", f"135{uuid.uuid4().int % 10**8:08d}"] for i in range(3)])
+    batch_id = create_batch_as(app, path)
+    with app.app_context():
+        batch = db.session.get(ImportBatch, batch_id)
+        batch.status, batch.started_on = "importing", datetime.utcnow() - timedelta(minutes=10)
+        db.session.commit()
+
+    page = new_page()
+    log_in(page, live_server, "admin", ADMIN_PASSWORD)
+    page.goto(f"{live_server}/import/{batch_id}/")
+    text = assert_page_ok(page)
+    assert "这次导入未完成就停止了" in text and page.locator("#import-progress").count() == 0
+    shot(page, "import-5-stopped")
+    page.locator("#retry-button").click()
+    page.wait_for_selector("#rows-created", timeout=120_000)  # the progress bar reloads the page when done
+    assert page.locator("#rows-created").inner_text() == "3" and "已导入" in assert_page_ok(page)
+    assert page.locator("#retry-button").count() == 0
+    shot(page, "import-6-retried")
+    assert count_prefix(app, prefix) == (3, 3)
