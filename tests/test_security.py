@@ -11,7 +11,6 @@ import re
 import stat
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit

@@ -1,7 +1,6 @@
 """The customer file (客户档案) and its contacts: DOMAIN.md table 1."""
 from __future__ import annotations
 
-from datetime import datetime
 
 from flask_appbuilder import Model
 from flask_appbuilder.models.mixins import AuditMixin

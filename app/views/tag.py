@@ -24,7 +24,7 @@ from app.models import Customer, CustomerTag, Tag, TagDimension
 from app.models.tag import SOURCE_MANUAL
 from app.services import tagging
 from app.views.lookup import lookup_field
-from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, display_value, fmt_datetime
+from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 
 TAG_LABELS = {
     "name": _l("Name"), "name_en": _l("English Name"), "key": _l("Key"), "sort": _l("Sort"),
