@@ -30,6 +30,7 @@ from app.security.scopes import current_user, hidden_fields, row_clause, visible
 from app.services import tagging
 from app.services.dedupe import normalise_credit_code, normalise_phone
 from app.services.fields import customer_fields, field_by_key
+from app.services.paging import capped_count
 from app.services.search_keys import _clean, pinyin_tokens, write_tokens
 
 OPERATORS = {"eq": _l("equals"), "ne": _l("not equal"), "contains": _l("contains"),
@@ -245,7 +246,7 @@ def customer_filter(query: SearchQuery) -> list:
 
 @dataclass
 class SearchPage:
-    count: int
+    count: int  # capped (app/services/paging.py): a CappedCount reads "10,000+"
     page: int
     page_size: int
     columns: list[str]
@@ -257,17 +258,17 @@ def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> Sea
     page_size = max(1, min(int(page_size or PAGE_SIZE), MAX_PAGE_SIZE))
     page = max(0, int(page or 0))
     clauses = customer_filter(query)
-    count = db.session.execute(select(func.count()).select_from(Customer).where(*clauses)).scalar()
+    count = capped_count(select(Customer.id).where(*clauses), page * page_size)
     items = db.session.execute(select(Customer).where(*clauses).order_by(Customer.id.desc())
                                .options(*_ROW_LOADS).limit(page_size).offset(page * page_size)).scalars().all()
     columns = visible(RESULT_COLUMNS)
     return SearchPage(count, page, page_size, columns, [_row(item, columns, query.q) for item in items])
 
 
+TAG_LABELS = selectinload(Customer.tag_links).joinedload(CustomerTag.tag).joinedload(Tag.dimension)
 _ROW_LOADS = (  # one query per relation for the whole page, not one per row (N+1)
     *(joinedload(getattr(Customer, r)) for r in ("industry", "type", "level", "region", "owner", "kind")),
-    selectinload(Customer.contacts),
-    selectinload(Customer.tag_links).joinedload(CustomerTag.tag).joinedload(Tag.dimension),
+    selectinload(Customer.contacts), TAG_LABELS,
 )
 
 

@@ -67,6 +67,12 @@ class CrmSQLAInterface(SQLAInterface):
             return True
         return super().is_nullable(col_name)
 
+    def query_count(self, query, filters=None, select_columns=None) -> int:
+        """The REST list's count, capped like the lists' (app/services/paging.py)."""
+        from app.services.paging import capped_count
+
+        return capped_count(self._apply_inner_all(query, filters, select_columns=select_columns, aliases_mapping={}))
+
     def add(self, item, commit: bool = True) -> None:
         with _duplicate_race_as_clash(item):
             super().add(item, commit)
