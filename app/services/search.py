@@ -238,10 +238,16 @@ def customer_filter(query: SearchQuery) -> list:
         clauses.append(not_(exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == tag_id)))
     if query.idle_months:
         since = datetime.utcnow() - timedelta(days=round(query.idle_months * 30.4375))
-        clauses.append(or_(Customer.last_contact_at.is_(None), Customer.last_contact_at < since))
+        # never contacted (NULL) counts as idle; written so that no index is used: most customers
+        # match, so reading in id order finds a page at once (an index on the date would
+        # collect every match first, then sort them: 15 s at 1,000,000 on SQLite)
+        clauses.append(func.coalesce(Customer.last_contact_at, _NEVER) < since)
     if errors:
         raise SearchError(errors)
     return clauses
+
+
+_NEVER = datetime(1900, 1, 1)
 
 
 @dataclass

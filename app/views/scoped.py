@@ -17,20 +17,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.extensions import db
 from app.security import masking
 from app.security.scopes import hidden_fields, visible
-from app.services.paging import capped_count
-
-
-def list_page(datamodel, filters, order_column: str, order_direction: str, page: int | None,
-              page_size: int | None, loads=()) -> tuple[int, list]:
-    """FAB's datamodel.query for a list page of a big table: the count capped
-    (app/services/paging.py) instead of counting every row, the page's relations loaded by
-    ``loads`` with the page instead of one query per row."""
-    query = datamodel.session.query(datamodel.obj)
-    keys = datamodel._apply_inner_all(query, filters, aliases_mapping={}).with_entities(
-        *sa_inspect(datamodel.obj).primary_key)
-    count = capped_count(keys, (page or 0) * (page_size or 0))
-    items = datamodel.apply_all(query, filters, order_column, order_direction, page, page_size)
-    return count, items.options(*loads).all()
+from app.views.formatting import capped_query
 
 
 def _filtered_columns(filters) -> set[str]:
@@ -92,8 +79,8 @@ class ScopedViewMixin:
             order_column, order_direction = self.base_order
         joined_filters = filters.get_joined_filters(self._base_filters)
         columns = visible(self.list_columns)
-        count, lst = list_page(self.datamodel, joined_filters, order_column, order_direction, page, page_size,
-                               self._list_loads(columns))
+        count, lst = capped_query(self.datamodel, joined_filters, order_column, order_direction, page, page_size,
+                                  loads=self._list_loads(columns))
         pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(lst)]
         rows = self._mask_rows(lst, list(self.datamodel.get_values(lst, columns)), full=False)
         widgets["list"] = self.list_widget(
