@@ -266,16 +266,20 @@ def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> Sea
     clauses = customer_filter(query)
     count = capped_count(select(Customer.id).where(*clauses), page * page_size)
     items = db.session.execute(select(Customer).where(*clauses).order_by(Customer.id.desc())
-                               .options(*_ROW_LOADS).limit(page_size).offset(page * page_size)).scalars().all()
+                               .options(*_row_loads()).limit(page_size).offset(page * page_size)).scalars().all()
     columns = visible(RESULT_COLUMNS)
     return SearchPage(count, page, page_size, columns, [_row(item, columns, query.q) for item in items])
 
 
-TAG_LABELS = selectinload(Customer.tag_links).joinedload(CustomerTag.tag).joinedload(Tag.dimension)
-_ROW_LOADS = (  # one query per relation for the whole page, not one per row (N+1)
-    *(joinedload(getattr(Customer, r)) for r in ("industry", "type", "level", "region", "owner", "kind")),
-    selectinload(Customer.contacts), TAG_LABELS,
-)
+def tag_labels_load():
+    """Loader option for customers' tag badges (tag and dimension). A function: the backref
+    Customer.tag_links exists only once the mappers are configured."""
+    return selectinload(Customer.tag_links).joinedload(CustomerTag.tag).joinedload(Tag.dimension)
+
+
+def _row_loads() -> tuple:  # one query per relation for the whole page, not one per row (N+1)
+    return (*(joinedload(getattr(Customer, r)) for r in ("industry", "type", "level", "region", "owner", "kind")),
+            selectinload(Customer.contacts), tag_labels_load())
 
 
 def _row(item: Customer, columns: list[str], q: str) -> dict:

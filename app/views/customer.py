@@ -36,7 +36,7 @@ from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_dat
 from app.views.tag import CustomerTagModelView, add_has_tag_filter, has_tag_search_field, tag_badges
 from app.views.lookup import lookup_field, use_text_user_filter
 from app.views.search import NOT_ARCHIVED, CustomerArchiveMixin, CustomerSearchApiMixin
-from app.services.search import TAG_LABELS
+from app.services.search import tag_labels_load
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -282,7 +282,7 @@ class CustomerModelView(ExportMixin, CustomFieldsViewMixin, CustomerArchiveMixin
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
     list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",
                     "last_contact_at", "tag_links"]
-    list_loads = (TAG_LABELS,)  # the tag badges read tag and dimension
+    list_loads = (tag_labels_load,)  # the tag badges read tag and dimension
     show_fieldsets = [
         (CATEGORIES["basic"], {"fields": _BASIC}),
         (CATEGORIES["contact"], {"fields": ["contacts"]}),

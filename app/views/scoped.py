@@ -43,7 +43,7 @@ class ScopedViewMixin:
     the show and edit pages for authorised users, each one logged)."""
 
     masked_model: str | None = None  # key in masking.MASKED_FIELDS
-    list_loads: tuple = ()  # loader options for relations the list's formatters read further
+    list_loads: tuple = ()  # functions giving loader options for relations the formatters read further
 
     def _list_loads(self, columns: list[str]) -> list:
         """The list's relations, loaded with the page: many-to-one joined, collections in one
@@ -54,7 +54,7 @@ class ScopedViewMixin:
                 attr = getattr(dm.obj, root)
                 loads.append(joinedload(attr) if dm.is_relation_many_to_one(root) or dm.is_relation_one_to_one(root)
                              else selectinload(attr))
-        return loads + list(self.list_loads)
+        return loads + [load() for load in self.list_loads]
 
     def _mask_rows(self, items, rows: list[dict], full: bool) -> list[dict]:
         for item, row in zip(items, rows):
