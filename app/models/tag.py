@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, UniqueConstraint, false
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import backref, relationship
 
 from app.models.dictionary import _localized
@@ -57,12 +57,14 @@ class Tag(Model):
 class CustomerTag(Model):
     """A tag on a customer: who put it there, when, and how (by hand or by a rule)."""
     __tablename__ = "crm_customer_tag"
-    __table_args__ = (UniqueConstraint("customer_id", "tag_id", name="uq_customer_tag"),)
+    # (tag_id, customer_id): a tag's customers in customer order, for tag filters on big tables
+    __table_args__ = (UniqueConstraint("customer_id", "tag_id", name="uq_customer_tag"),
+                      Index("ix_crm_customer_tag_tag_customer", "tag_id", "customer_id"))
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("crm_customer.id", ondelete="CASCADE"), nullable=False, index=True)
     customer = relationship("Customer", backref=backref("tag_links", cascade="all, delete-orphan",
                                                        passive_deletes=True, order_by="CustomerTag.id"))
-    tag_id = Column(Integer, ForeignKey("crm_tag.id", ondelete="CASCADE"), nullable=False, index=True)
+    tag_id = Column(Integer, ForeignKey("crm_tag.id", ondelete="CASCADE"), nullable=False)
     tag = relationship(Tag)
     source = Column(String(16), nullable=False, default=SOURCE_MANUAL)  # manual | rule
     rule_id = Column(Integer, nullable=True, index=True)  # the tagging rule that set it (crm_tagging_rule.id)

@@ -2,7 +2,9 @@
 rate-limited like the form login, and users' department shown and edited."""
 from __future__ import annotations
 
+from flask import g, has_request_context
 from flask_appbuilder.models.sqla.filters import FilterEqual
+from flask_appbuilder.security.sqla.models import assoc_permissionview_role
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import RoleModelView, UserDBModelView, UserGroupModelView
 from flask_babel import lazy_gettext as _l
@@ -68,6 +70,21 @@ class CrmSecurityManager(SecurityManager):
     userdbmodelview = CrmUserDBModelView
     rolemodelview = CrmRoleModelView
     groupmodelview = CrmGroupModelView
+
+    def exist_permission_on_roles(self, view_name: str, permission_name: str, role_ids: list[int]) -> bool:
+        """FAB asks once per menu item and button (some 60 queries a list page): within a
+        request, read the roles' permission pairs once and answer from them."""
+        if not has_request_context():
+            return super().exist_permission_on_roles(view_name, permission_name, role_ids)
+        key = tuple(sorted(role_ids))
+        cache = g.setdefault("_crm_role_permissions", {})
+        if key not in cache:
+            pv, assoc = self.permissionview_model, assoc_permissionview_role
+            rows = self.session.query(self.viewmenu_model.name, self.permission_model.name).select_from(pv) \
+                .join(assoc, pv.id == assoc.c.permission_view_id).join(self.permission_model) \
+                .join(self.viewmenu_model).filter(assoc.c.role_id.in_(key)).all()
+            cache[key] = {(v, p) for v, p in rows}
+        return (view_name, permission_name) in cache[key]
 
     def register_views(self) -> None:
         super().register_views()

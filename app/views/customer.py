@@ -34,6 +34,7 @@ from app.views.search import (
     NOT_ARCHIVED, OF_ACTIVE_CUSTOMER, OF_ARCHIVED_CUSTOMER, CustomerArchiveMixin, CustomerArchiveView,
     CustomerSearchApiMixin,
 )
+from app.services.search import tag_labels_load
 
 LABELS = {
     "customer_no": _l("Customer No."), "name": _l("Customer Name"), "kind": _l("Kind"),
@@ -287,6 +288,7 @@ class CustomerModelView(ExportMixin, PickersMixin, CustomFieldsViewMixin, Custom
     add_title, edit_title = _l("Add Customer"), _l("Edit Customer")
     list_columns = ["customer_no", "name", "industry", "type", "level", "region", "owner",
                     "last_contact_at", "tag_links"]
+    list_loads = (tag_labels_load,)  # the tag badges read tag and dimension
     show_fieldsets = [
         (CATEGORIES["basic"], {"fields": _BASIC}),
         (CATEGORIES["contact"], {"fields": ["contacts"]}),

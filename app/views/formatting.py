@@ -67,6 +67,12 @@ class CrmSQLAInterface(SQLAInterface):
             return True
         return super().is_nullable(col_name)
 
+    def query(self, filters=None, order_column="", order_direction="", page=None, page_size=None,
+              select_columns=None, outer_default_load=False):
+        """FAB's query (REST lists, related fields) with the count capped like the lists'."""
+        return capped_query(self, filters, order_column, order_direction, page, page_size, select_columns,
+                            outer_default_load)
+
     def add(self, item, commit: bool = True) -> None:
         with _duplicate_race_as_clash(item):
             super().add(item, commit)
@@ -74,6 +80,27 @@ class CrmSQLAInterface(SQLAInterface):
     def edit(self, item, commit: bool = True) -> None:
         with _duplicate_race_as_clash(item):
             super().edit(item, commit)
+
+
+def capped_query(datamodel, filters=None, order_column="", order_direction="", page=None, page_size=None,
+                 select_columns=None, outer_default_load=False, loads=()) -> tuple[int, list]:
+    """FAB's SQLAInterface.query for big tables: the count capped (app/services/paging.py)
+    instead of counting every row (query_count stays exact: exports report their total), read
+    from the primary key alone where FAB selects no columns; ``loads`` (loader options) load the
+    page's relations with the page instead of one query per row."""
+    from sqlalchemy import inspect as sa_inspect
+
+    from app.services.paging import capped_count
+
+    query = datamodel.session.query(datamodel.obj)
+    keys = datamodel._apply_inner_all(query, filters, select_columns=select_columns, aliases_mapping={})
+    if not select_columns:
+        keys = keys.with_entities(*sa_inspect(datamodel.obj).primary_key)
+    count = capped_count(keys, (page or 0) * (page_size or 0))
+    rows = datamodel.apply_all(query, filters, order_column, order_direction, page, page_size, select_columns,
+                               outer_default_load).options(*loads).all()
+    name = datamodel.obj.__name__
+    return count, [getattr(r, name) if hasattr(r, name) else r for r in rows]
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 from app.models import Customer
 from app.security.scopes import ROW_SCOPE
 from app.services import search
+from app.services.paging import is_capped
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin
 from app.views.scoped import ScopedViewMixin
 
@@ -188,6 +189,7 @@ class CustomerSearchApiMixin:
                                    page_size=request.args.get("page_size", search.PAGE_SIZE, type=int))
         except search.SearchError as exc:
             return self.response_400(message=exc.errors)
-        return self.response(200, count=result.count, page=result.page, page_size=result.page_size,
+        return self.response(200, count=getattr(result.count, "shown", result.count),
+                             count_capped=is_capped(result.count), page=result.page, page_size=result.page_size,
                              columns=result.columns, ids=[r["id"] for r in result.rows], result=result.rows,
                              query=query.as_dict())

@@ -1,0 +1,126 @@
+"""Lists and search on big tables (issue 3, point 12): a list page issues the same number of SQL
+statements whatever its size (relations loaded with the page, not row by row), and lists and
+search count only up to a cap (CRM_COUNT_CAP), then say "N+" while paging on past it."""
+from __future__ import annotations
+
+import re
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from conftest import USER_PASSWORD, login
+
+
+@pytest.fixture(scope="module")
+def owned(app):
+    """A salesperson owning 30 customers, each with a contact and two tags; returns
+    (username, tag word in their names)."""
+    from app.extensions import appbuilder, db
+    from app.models import Contact, Customer, Department, SeedRecord
+    from app.services import tagging
+    from app.services.actor import as_system_user
+    from app.services.numbering import next_number
+
+    word = "x" + uuid.uuid4().hex[:6]
+    with app.app_context():
+        sm = appbuilder.sm
+        role = db.session.get(sm.role_model, db.session.query(SeedRecord).filter_by(kind="role", key="sales_staff")
+                              .one().record_id)
+        username = f"scale_{uuid.uuid4().hex[:8]}"
+        user = sm.add_user(username, "测试", "用户", f"{username}@test.invalid", role, password=USER_PASSWORD)
+        user.department = db.session.query(Department).filter_by(key="sales").one()
+        db.session.commit()
+        with as_system_user():
+            ids = []
+            for i in range(30):
+                c = Customer(customer_no=next_number("customer"), name=f"规模测试{word}{i:02d}号公司",
+                             owner_id=user.id, department_id=user.department_id)
+                db.session.add(c)
+                db.session.flush()
+                db.session.add(Contact(customer=c, name=f"联系人{i}", phone=f"139{i:04d}{i:04d}"))
+                ids.append(c.id)
+            db.session.commit()
+            for cid in ids:
+                tagging.add_tag(cid, "消费能力-高", None)
+                tagging.add_tag(cid, "区域-华东", None)
+    return username, word
+
+
+@contextmanager
+def statements(app):
+    from app.extensions import db
+
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(conn, cursor, statement, *args):  # noqa: ARG001
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+@contextmanager
+def count_cap(app, cap: int):
+    old = app.config["CRM_COUNT_CAP"]
+    app.config["CRM_COUNT_CAP"] = cap
+    try:
+        yield
+    finally:
+        app.config["CRM_COUNT_CAP"] = old
+
+
+def _list(client, size: int, **args):
+    resp = client.get("/customermodelview/list/", query_string={"psize_CustomerModelView": size, **args})
+    assert resp.status_code == 200
+    return resp.get_data(as_text=True)
+
+
+def test_a_list_page_costs_the_same_statements_at_5_and_30_rows(app, client, owned):
+    username, word = owned
+    assert login(client, username, USER_PASSWORD).status_code == 302
+    _list(client, 5)  # first visit of the session: menus, permissions
+    with statements(app) as small:
+        page = _list(client, 5)
+    with statements(app) as big:
+        page30 = _list(client, 30)
+    assert page.count(word) == 5 and page30.count(word) == 30
+    assert "消费能力-高" in page30 and "区域-华东" in page30  # tag badges, loaded with the page
+    assert len(big) == len(small), "\n".join(big)
+    with statements(app) as sorted_page:
+        _list(client, 30, _oc_CustomerModelView="last_contact_at", _od_CustomerModelView="desc")
+    assert len(sorted_page) == len(small)
+
+
+def test_list_count_stops_at_the_cap_and_pages_on(app, client, owned):
+    username, word = owned
+    login(client, username, USER_PASSWORD)
+    assert re.search(r"</strong>\s*30\s", _list(client, 10)), "below the cap the count is exact"
+    with count_cap(app, 12):
+        first = _list(client, 10)
+        assert re.search(r"</strong>\s*12\+", first), "the capped count reads 12+"
+        third = _list(client, 10, page_CustomerModelView=2)  # past the cap: the count reaches past the page
+        assert re.search(r"</strong>\s*30\s", third), "on the last page the count is exact again"
+        assert third.count(word) == 10
+
+
+def test_search_count_is_capped_in_page_and_api(app, client, owned):
+    username, word = owned
+    login(client, username, USER_PASSWORD)
+    exact = client.get("/api/v1/customer/search", query_string={"q": word}).get_json()
+    assert exact["count"] == 30 and exact["count_capped"] is False
+    with count_cap(app, 12):
+        capped = client.get("/api/v1/customer/search", query_string={"q": word}).get_json()
+        assert capped["count"] == 12 and capped["count_capped"] is True and len(capped["result"]) == 30
+        page = client.get("/customersearch/", query_string={"q": word}).get_data(as_text=True)
+        assert "12+" in page
+        assert "narrow the search" in page or "缩小" in page
+        tags = client.get("/api/v1/customer/search", query_string={"q": word, "tag": ["消费能力-高", "区域-华东"],
+                                                                  "page_size": 10, "page": 2}).get_json()
+        assert tags["count"] == 30 and tags["count_capped"] is False and len(tags["result"]) == 10
