@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from flask import current_app, g, has_app_context
 from flask_appbuilder.models.filters import BaseFilter
-from sqlalchemy import false, or_, select, true
+from sqlalchemy import and_, false, or_, select, true
 
 from app.models.access import SCOPES, RolePolicy
 
@@ -162,8 +162,8 @@ def ticket_clause(policy: Policy):
 def row_clause(model: type, policy: Policy | None = None):
     """The SQL condition limiting ``model`` (Customer, Ticket (ticket_clause), a work item of
     WORK_OWNER, or anything with a customer_id or a ticket_id) to what the policy (default: the
-    current user's) may see. Attachments: their customer's scope, and a ticket's also the
-    ticket's scope (its handler, collaborators, team)."""
+    current user's) may see. Attachments: their customer's scope; a ticket's files the ticket's
+    scope (its handler, collaborators, team), like the ticket itself."""
     from app.models import Customer, Ticket
 
     policy = policy or current_policy()
@@ -178,8 +178,9 @@ def row_clause(model: type, policy: Policy | None = None):
         # field history outlives ids (a deleted customer's id is reused): it follows customer_no
         return model.customer_no.in_(select(Customer.customer_no).where(clause))
     by_customer = model.customer_id.in_(select(Customer.id).where(clause))
-    if model.__name__ == "Attachment":  # a ticket's files: also whoever may see the ticket
-        return or_(by_customer, model.ticket_id.in_(select(Ticket.id).where(ticket_clause(policy))))
+    if model.__name__ == "Attachment":  # a ticket's files follow the ticket, the others the customer
+        return or_(and_(model.ticket_id.is_(None), by_customer),
+                   model.ticket_id.in_(select(Ticket.id).where(ticket_clause(policy))))
     return by_customer
 
 
