@@ -41,21 +41,31 @@ def demo_data(app):
         return load_demo(DEMO_CUSTOMERS)
 
 
-@pytest.fixture(scope="module")
-def browser(live_server, demo_data, request):  # noqa: ARG001
+def launch_chromium():
+    """Debian's Chromium under Playwright, for a module's tests (launch() gives it a fresh
+    temporary profile and removes it on close)."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    try:  # a real worker makes the system status page show a live queue
-        request.getfixturevalue("rq_worker")
-    except pytest.skip.Exception:
-        pass
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:
-        # launch() gives Chromium a fresh temporary profile and removes it on close.
         b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(live_server):  # noqa: ARG001
+    yield from launch_chromium()
+
+
+@pytest.fixture(scope="module")
+def browser(live_server, demo_data, request):  # noqa: ARG001
+    try:  # a real worker makes the system status page show a live queue
+        request.getfixturevalue("rq_worker")
+    except pytest.skip.Exception:
+        pass
+    yield from launch_chromium()
 
 
 @pytest.fixture()

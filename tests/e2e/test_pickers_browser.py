@@ -10,21 +10,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from conftest import USER_PASSWORD, as_system
-from e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, assert_page_ok, log_in, shot
+from e2e.test_browser import CHROMIUM, assert_page_ok, chromium, log_in, shot  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing")
-
-
-@pytest.fixture(scope="module")
-def chromium(live_server):  # noqa: ARG001
-    sync_api = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def pick(page, field_id: str, typed: str, expected: str) -> None:
