@@ -166,14 +166,16 @@ class LookupApi(BaseApi):
 
 
 def _matching_ids(kind: str, text: str):
-    """A SELECT of the ids of ``kind`` rows matching typed text (an id from a link matches too)."""
+    """A SELECT of the ids of ``kind`` rows matching typed text (a user's or contact's id from a
+    link matches too; a customer's digits are its number or a phone, its last four included —
+    with a million customers every four digits would also be some customer's id)."""
     if kind == "customer":
         ids = search.text_match_ids(text)
     elif kind == "user":
         ids = search.user_ids_matching(text)
     else:
         ids = select(Contact.id).where(Contact.name.startswith(text.strip()))
-    if text.strip().isdigit():
+    if kind != "customer" and text.strip().isdigit():
         model = {"customer": Customer, "user": CrmUser, "contact": Contact}[kind]
         ids = select(model.id).where(or_(model.id == int(text.strip()), model.id.in_(ids)))
     return ids
@@ -182,7 +184,7 @@ def _matching_ids(kind: str, text: str):
 class FilterRelationText(FilterRelation):
     """A customer, user or contact column filtered by typed text (a customer's name piece, number
     or phone; a user's user name or name), never a dropdown of every row. A FilterRelation, so
-    links like ``?_flt_0_customer=<id>`` (a customer page's 'add contact') keep working."""
+    links like ``?_flt_0_customer=<id>`` (a customer page's 'add contact') still pre-fill forms."""
     NAMES = {"customer": _l("Name, number or phone"), "user": _l("Name contains"), "contact": _l("Name starts with")}
     arg_name = "reltext"
 
