@@ -44,8 +44,9 @@ def person(app, make_user):
         contact = Contact(customer_id=pk, name="张伟", phone=phone, email=EMAIL)
         db.session.add(contact)
         db.session.commit()
-        contact_id = contact.id
-    return {"staff": staff, "boss": boss, "customer": pk, "contact": contact_id, "phone": phone, "idno": idno}
+        contact_id, number = contact.id, c.customer_no
+    return {"staff": staff, "boss": boss, "customer": pk, "no": number, "contact": contact_id, "phone": phone,
+            "idno": idno}
 
 
 def masked(phone):
@@ -65,7 +66,7 @@ def reveals(app, username):
 def test_staff_see_masked_values_everywhere(app, client, person):
     phone = person["phone"]
     as_user(client, person["staff"])
-    pages = [client.get(f"/contactmodelview/list/?_flt_0_name=张伟&_flt_0_customer={person['customer']}"),
+    pages = [client.get(f"/contactmodelview/list/?_flt_0_name=张伟&_flt_0_customer={person['no']}"),
              client.get(f"/contactmodelview/show/{person['contact']}"),
              client.get(f"/customermodelview/show/{person['customer']}"),
              client.get(f"/contactmodelview/edit/{person['contact']}")]

@@ -159,7 +159,7 @@ class ContactModelView(ExportMixin, PickersMixin, ScopedViewMixin, LocalizedValu
     add_columns = edit_columns = ["customer", "name", "title", "phone", "email", "im_account",
                                   "preference", "is_primary"]
     show_columns = add_columns + ["changed_on"]
-    search_columns = ["name", "phone", "email"]
+    search_columns = ["customer", "name", "phone", "email"]
     label_columns = LABELS
     formatters_columns = FORMATTERS
 
