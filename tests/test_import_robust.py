@@ -47,12 +47,12 @@ def test_killed_worker_batch_is_shown_stopped_and_the_retry_button_finishes_it(a
     prefix, n = uniq("重试"), 12000
     batch_id = create_batch_as(app, big_csv(tmp_path / "retry.csv", prefix, n, 13800000000))
     queue = f"import-retry-{uuid.uuid4().hex[:6]}"  # only the doomed worker listens here
+    with app.app_context():  # queued first: a burst worker that finds its queue empty stops at once
+        start(db.session.get(ImportBatch, batch_id), False, queue=queue)
     log = open(tmp_path / "worker.log", "w")
     doomed = subprocess.Popen(flask_cmd("crm", "worker", "--queues", queue, "--burst"), cwd=ROOT, env=subprocess_env(),
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        with app.app_context():
-            start(db.session.get(ImportBatch, batch_id), False, queue=queue)
         wait_until(lambda: (batch_state(app, batch_id)[2].get("saved") or 0) > 0, 120, "the save to be under way")
         page = admin_client.get(f"/import/{batch_id}/").get_data(as_text=True)
         assert 'id="import-progress"' in page and 'id="retry-button"' not in page  # alive: progress, no retry
