@@ -20,11 +20,11 @@ def _dict_fk(name: str):
 
 class Customer(AuditMixin, Model):
     __tablename__ = "crm_customer"
-    # The list's sort by last contact (ORDER BY last_contact_at DESC, id DESC, read backwards;
-    # PostgreSQL puts NULLs first there, as this index read backwards does), for everyone and
-    # within one owner's customers (the staff scope).
+    # The list's sort by last contact (ORDER BY last_contact_at DESC, id DESC: these indexes read
+    # backwards; PostgreSQL puts NULLs first there, as they do), for everyone and within one
+    # owner's active customers (the staff scope; its capped count reads this index alone).
     __table_args__ = (Index("ix_crm_customer_last_contact_order", "last_contact_at", "id"),
-                      Index("ix_crm_customer_owner_last_contact", "owner_id", "last_contact_at", "id"))
+                      Index("ix_crm_customer_owner_last_contact", "owner_id", "archived", "last_contact_at", "id"))
     id = Column(Integer, primary_key=True)
     customer_no = Column(String(40), unique=True, nullable=False)
     name = Column(String(200), nullable=False, index=True)

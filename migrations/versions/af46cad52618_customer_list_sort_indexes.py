@@ -1,5 +1,5 @@
-"""customer list sort indexes: (last_contact_at, id) and (owner_id, last_contact_at, id) for the
-list's ORDER BY last_contact_at DESC, id DESC (index-only operations: no table copy on SQLite)
+"""customer list sort indexes: (last_contact_at, id) and (owner_id, archived, last_contact_at, id)
+for the list's ORDER BY last_contact_at DESC, id DESC (index-only operations: no table copy on SQLite)
 
 Revision ID: af46cad52618
 Revises: 4dc471a31e0c
@@ -21,7 +21,7 @@ def upgrade():
     with op.batch_alter_table('crm_customer', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_crm_customer_last_contact_at'))
         batch_op.create_index('ix_crm_customer_last_contact_order', ['last_contact_at', 'id'], unique=False)
-        batch_op.create_index('ix_crm_customer_owner_last_contact', ['owner_id', 'last_contact_at', 'id'], unique=False)
+        batch_op.create_index('ix_crm_customer_owner_last_contact', ['owner_id', 'archived', 'last_contact_at', 'id'], unique=False)
 
 
 def downgrade():
