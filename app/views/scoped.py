@@ -7,9 +7,8 @@ API also declares ``base_filters = ROW_SCOPE`` (FAB applies base filters to list
 and delete: a row outside the scope is a 404)."""
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
+from typing import Any
 
 from flask import abort, current_app
 from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABException
@@ -63,8 +62,9 @@ class CachedSearchWidget(SearchWidget):
     """FAB's search widget, with the filter fields' HTML (every dictionary's and tag's
     <option>s: most of a list page's time) rendered once per view, language, offered columns
     and option data (options_stamp), instead of on every list page. For views whose filter
-    choices come only from the option tables (``search_widget = CachedSearchWidget``). Columns in exclude_cols
-    (fields the user's role hides) are not offered."""
+    choices come only from the option tables (``search_widget = CachedSearchWidget``); the
+    fields render empty (a GET builds the form without data), so the HTML is no one's own.
+    Columns in exclude_cols (fields the user's role hides) are not offered."""
 
     def __call__(self, **kwargs):
         args = self.template_args
