@@ -115,7 +115,7 @@ def main() -> None:
     from app.services.bootstrap import initialise
 
     app = create_app()
-    with app.app_context():
+    with app.test_request_context():  # tag labels ask the request's language
         initialise()
         prepare(n)
         db.session.execute(text("ANALYZE"))

@@ -124,3 +124,60 @@ def test_search_count_is_capped_in_page_and_api(app, client, owned):
         tags = client.get("/api/v1/customer/search", query_string={"q": word, "tag": ["消费能力-高", "区域-华东"],
                                                                   "page_size": 10, "page": 2}).get_json()
         assert tags["count"] == 30 and tags["count_capped"] is False and len(tags["result"]) == 10
+
+
+def _filter_choices(page: str, column: str) -> str:
+    """The HTML of one filter's input in the list's search form (FAB passes it as JSON)."""
+    import json
+
+    fields = re.search(r"new AdminFilters\(\s*'#filter_form',\s*(\{.*?\}),\s*(\{.*?\}),\s*\{", page, re.S)
+    assert fields, "no filter form on the list page"
+    return json.loads(fields.group(2))[column]
+
+
+def test_filter_choices_follow_dictionary_and_tag_changes_at_once(app, admin_client):
+    """The filter form is rendered once and reused, but a dictionary item or tag written
+    elsewhere (another process, a job: here straight through the ORM) is offered on the next page,
+    renamed ones under their new name, and English labels in English."""
+    from app.extensions import db
+    from app.models import DictionaryItem, DictionaryType, Tag, TagDimension
+
+    word = uuid.uuid4().hex[:6]
+    assert f"行业{word}" not in _filter_choices(_list(admin_client, 5), "industry")
+    with app.app_context():
+        industry = db.session.query(DictionaryType).filter_by(key="industry").one()
+        dim = db.session.query(TagDimension).first()
+        item = DictionaryItem(type=industry, code=f"t{word}", name=f"行业{word}", name_en=f"Trade {word}", sort=999)
+        tag = Tag(dimension=dim, name=f"标签{word}", sort=999)
+        db.session.add_all([item, tag])
+        db.session.commit()
+        item_id, tag_id = item.id, tag.id
+    page = _list(admin_client, 5)
+    assert f"行业{word}" in _filter_choices(page, "industry") and f"标签{word}" in _filter_choices(page, "tags")
+    with app.app_context():
+        db.session.get(DictionaryItem, item_id).name = f"改名{word}"
+        db.session.get(Tag, tag_id).active = False
+        db.session.commit()
+    page = _list(admin_client, 5)
+    assert f"改名{word}" in _filter_choices(page, "industry") and f"行业{word}" not in _filter_choices(page, "industry")
+    assert f"标签{word}" not in _filter_choices(page, "tags")
+    from app.extensions import appbuilder
+
+    with app.app_context():
+        appbuilder.sm.find_user(username="admin").locale = "en"
+        db.session.commit()
+    try:
+        admin_client.get("/lang/en")
+        assert f"Trade {word}" in _filter_choices(_list(admin_client, 5), "industry")
+    finally:
+        with app.app_context():
+            appbuilder.sm.find_user(username="admin").locale = None
+            db.session.commit()
+
+
+def test_fields_a_role_hides_are_not_offered_as_filters(app, admin_client, make_user):
+    assert 'name="total_amount"' in _list(admin_client, 5)  # 累计金额 in the admin's "Add Filter" menu
+    client = app.test_client()
+    login(client, make_user("service_staff", "service"), USER_PASSWORD)
+    page = _list(client, 5)
+    assert 'name="total_amount"' not in page and 'name="name"' in page

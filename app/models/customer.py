@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_appbuilder import Model
 from flask_appbuilder.models.mixins import AuditMixin
 from sqlalchemy import (
-    JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, event, select,
+    JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, event, select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import relationship
@@ -20,6 +20,11 @@ def _dict_fk(name: str):
 
 class Customer(AuditMixin, Model):
     __tablename__ = "crm_customer"
+    # The list's sort by last contact (ORDER BY last_contact_at DESC, id DESC: these indexes read
+    # backwards; PostgreSQL puts NULLs first there, as they do), for everyone and within one
+    # owner's active customers (the staff scope; its capped count reads this index alone).
+    __table_args__ = (Index("ix_crm_customer_last_contact_order", "last_contact_at", "id"),
+                      Index("ix_crm_customer_owner_last_contact", "owner_id", "archived", "last_contact_at", "id"))
     id = Column(Integer, primary_key=True)
     customer_no = Column(String(40), unique=True, nullable=False)
     name = Column(String(200), nullable=False, index=True)
@@ -52,7 +57,7 @@ class Customer(AuditMixin, Model):
     region = relationship("DictionaryItem", foreign_keys=[region_id])
     first_contact_date = Column(Date)
     cooperation_start = Column(Date)
-    last_contact_at = Column(DateTime, index=True)
+    last_contact_at = Column(DateTime)  # indexed with id (__table_args__)
     total_amount = Column(Numeric(16, 2), default=0)  # NULL = not known (e.g. left blank)
     main_business = Column(String(200))
     owner_id = Column(Integer, ForeignKey("ab_user.id"), index=True)

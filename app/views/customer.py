@@ -21,7 +21,7 @@ from app.services.followup import TaskInputError, record_interaction
 from app.services.numbering import next_number
 from app.services.reach import reach_warning
 from app.views.followup import TodoRowsField
-from app.views.scoped import ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
+from app.views.scoped import CachedSearchWidget, ScopedApiMixin, ScopedViewMixin, _keep_masked_originals
 from app.views.history import CustomerHistoryView
 from app.views.merge import CustomerMergeApiMixin, CustomerMergeMixin
 from app.views.attachment import AttachableApiMixin, AttachableViewMixin, AttachmentModelView, attachment_files_field
@@ -309,6 +309,7 @@ class CustomerModelView(ExportMixin, PickersMixin, CustomFieldsViewMixin, Custom
     search_columns = ["customer_no", "name", "credit_code", "industry", "type", "level", "region",
                       "source", "owner", "last_contact_at", "total_amount", "tags"]
     search_form_extra_fields = {"tags": has_tag_search_field()}  # owner: typed (PickersMixin)
+    search_widget = CachedSearchWidget  # filter choices: dictionaries, tags, custom fields
     order_columns = ["customer_no", "name", "last_contact_at", "total_amount"]
     base_order = ("id", "desc")
     label_columns = LABELS

@@ -7,11 +7,14 @@ API also declares ``base_filters = ROW_SCOPE`` (FAB applies base filters to list
 and delete: a row outside the scope is a 404)."""
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from flask import abort
+from flask import abort, current_app
 from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABException
-from sqlalchemy import inspect as sa_inspect
+from flask_appbuilder.widgets import SearchWidget
+from flask_babel import get_locale
+from sqlalchemy import inspect as sa_inspect, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.extensions import db
@@ -36,6 +39,48 @@ def _keep_masked_originals(model_key: str | None, item: Any) -> None:
             old, new = history.deleted[0], history.added[0]
             if old and new == masking.mask(kind, old):
                 setattr(item, field, old)
+
+
+# Tables the choices of a cacheable search form come from (dictionaries, tags, custom fields).
+_OPTION_MODELS = ("DictionaryType", "DictionaryItem", "TagDimension", "Tag", "CustomField")
+_rendered_fields: dict[tuple, dict[str, str]] = {}  # per process; see CachedSearchWidget
+
+
+def options_stamp() -> str:
+    """A digest of every row of the option tables, read as plain rows (a few hundred, ~1 ms):
+    any change by any process (an admin edits a dictionary, a tag, a field) gives a new stamp."""
+    import app.models as models
+
+    digest = hashlib.blake2b(digest_size=16)
+    for name in _OPTION_MODELS:
+        table = getattr(models, name).__table__
+        digest.update(repr(db.session.execute(select(table).order_by(*table.primary_key)).all()).encode())
+    return digest.hexdigest()
+
+
+class CachedSearchWidget(SearchWidget):
+    """FAB's search widget, with the filter fields' HTML (every dictionary's and tag's
+    <option>s: most of a list page's time) rendered once per view, language, offered columns
+    and option data (options_stamp), instead of on every list page. For views whose filter
+    choices come only from the option tables (``search_widget = CachedSearchWidget``); the
+    fields render empty (a GET builds the form without data), so the HTML is no one's own.
+    Columns in exclude_cols (fields the user's role hides) are not offered."""
+
+    def __call__(self, **kwargs):
+        args = self.template_args
+        form, columns = args["form"], [c for c in args["include_cols"] if c not in set(args.get("exclude_cols") or ())]
+        key = (args["route_base"], str(get_locale()), tuple(columns), options_stamp())
+        fields = _rendered_fields.get(key)
+        if fields is None:
+            if len(_rendered_fields) >= 64:
+                _rendered_fields.clear()
+            fields = _rendered_fields[key] = {c: form[c]() for c in columns}
+        search_filters = self.filters.get_search_filters()
+        kwargs.update(label_columns={c: str(form[c].label.text) for c in columns}, form_fields=fields,
+                      search_filters={c: [str(f.name) for f in search_filters[c]] for c in columns},
+                      active_filters=self.filters.get_filters_values_tojson(), include_cols=columns)
+        template = current_app.jinja_env.get_template(self.template)
+        return template.render({**args, **kwargs})
 
 
 class ScopedViewMixin:

@@ -36,9 +36,13 @@ SOURCE_NAMES = {"manual": _l("Manual"), "rule": _l("Rule")}
 
 
 def tag_badges(links) -> Markup:
-    """A customer's tags as 维度-值 badges (escaped)."""
-    return Markup(" ").join(Markup('<span class="label label-info crm-tag">%s</span>') % escape(link.tag.label)
-                            for link in (links or []) if link.tag is not None)
+    """A customer's tags as 维度-值 badges (escaped); each tag's badge made once per request (a
+    list page shows the same few tags hundreds of times, and each label asks the language)."""
+    made = g.setdefault("_crm_tag_badges", {})
+    for link in links or []:
+        if link.tag is not None and link.tag_id not in made:
+            made[link.tag_id] = Markup('<span class="label label-info crm-tag">%s</span>') % escape(link.tag.label)
+    return Markup(" ").join(made[link.tag_id] for link in (links or []) if link.tag is not None)
 
 
 def _source_name(value) -> str:
