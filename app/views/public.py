@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Flask, current_app, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, has_request_context, render_template, request, session, url_for
 from flask_babel import get_locale, gettext
 
 from app.extensions import db
@@ -148,6 +148,7 @@ def init_app(app: Flask, limiter) -> None:
     bp.context_processor(_language_links)
     babel = app.extensions["babel"]
     back_office = babel.locale_selector  # FAB's: the session's language
-    babel.locale_selector = lambda: public_locale() if request.blueprint == "public" else back_office()
+    babel.locale_selector = lambda: (public_locale() if has_request_context() and request.blueprint == "public"
+                                     else back_office())
     app.extensions["csrf"].exempt(bp)
     app.register_blueprint(bp)
