@@ -186,7 +186,7 @@ def credit_code_reasons(codes: list[str]) -> list[str | None]:
 
 _EXTENSION = re.compile(r"(转|分机|ext\.?|x|#).*$", re.IGNORECASE)
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_PLAIN_MOBILE = re.compile(r"1[3-9][0-9]{9}")  # already its own key
+PLAIN_MOBILE = re.compile(r"1[3-9][0-9]{9}")  # already its own key
 MIN_PHONE_DIGITS = 7
 
 
@@ -203,7 +203,7 @@ def normalise_phone(phone: str | None) -> str:
     """
     if not phone:
         return ""
-    if _PLAIN_MOBILE.fullmatch(phone):
+    if PLAIN_MOBILE.fullmatch(phone):
         return phone
     s = unicodedata.normalize("NFKC", phone).strip()
     s = _EXTENSION.sub("", s)

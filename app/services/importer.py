@@ -45,8 +45,8 @@ from app.security.masking import PERSON_KIND
 from app.security.scopes import in_scope, policy_for, row_clause
 from app.services import history
 from app.services.dedupe import (
-    credit_code_reasons, display_name, existing_keys, normalise_credit_code, normalise_name, normalise_phone,
-    validate_credit_code,
+    PLAIN_MOBILE, credit_code_reasons, display_name, existing_keys, normalise_credit_code, normalise_name,
+    normalise_phone, validate_credit_code,
 )
 from app.services.fields import N_, FieldSpec, customer_fields
 from app.services.numbering import next_numbers
@@ -492,9 +492,10 @@ class Lookups:
         return d
 
 
-def _max_len(spec: FieldSpec) -> int | None:
+def _text_limit(spec: FieldSpec) -> int | None:
     col = Customer.__table__.c.get(spec.key)
-    return getattr(getattr(col, "type", None), "length", None) if col is not None else None
+    length = getattr(getattr(col, "type", None), "length", None) if col is not None else None
+    return length or (100 if spec.key == "contact_name" else 200 if spec.key == "contact_email" else None)
 
 
 _NUMBER_TYPES = ("money", "number", "integer")
@@ -530,7 +531,7 @@ def parse_cell(spec: FieldSpec, header: str, v: Any, lookups: Lookups, date1904:
     if t == "department":
         return lookups.department(v)
     s = text_of(v)
-    limit = _max_len(spec) or (100 if spec.key == "contact_name" else 200 if spec.key == "contact_email" else None)
+    limit = _text_limit(spec)
     if limit and len(s) > limit:
         raise Problem("too_long", N_("The text is %(n)s characters long; at most %(max)s fit."), {"n": len(s), "max": limit})
     return s
@@ -541,7 +542,6 @@ _SLOW = object()  # parse_column: a cell no fast path takes
 _BY_VALUE = ("single_choice", "multi_choice", "user", "department")  # few distinct values: parsed once each
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]+)?")
-_PLAIN_MOBILE = re.compile(r"1[3-9][0-9]{9}")
 
 
 def parse_column(spec: FieldSpec, header: str, values: list[Any], lookups: Lookups, date1904: bool) -> list[Any]:
@@ -562,7 +562,8 @@ def parse_column(spec: FieldSpec, header: str, values: list[Any], lookups: Looku
                 out[j] = seen[key]
         return out
     if t in ("date", "datetime"):
-        iso = [j for j, v in enumerate(values) if out[j] is _SLOW and isinstance(v, str) and _ISO_DATE.fullmatch(v.strip())]
+        iso = [j for j, v in enumerate(values)
+               if out[j] is _SLOW and isinstance(v, str) and _ISO_DATE.fullmatch(v.strip())]
         if iso:
             import pandas as pd
 
@@ -587,15 +588,15 @@ def parse_column(spec: FieldSpec, header: str, values: list[Any], lookups: Looku
                 except Problem as p:
                     out[j] = p
     elif t in ("phone", "email"):
-        fast = _PLAIN_MOBILE if t == "phone" else _EMAIL_RE
+        fast = PLAIN_MOBILE if t == "phone" else _EMAIL_RE
         for j, v in enumerate(values):
             if out[j] is _SLOW and isinstance(v, str) and fast.fullmatch(s := v.strip()):
                 out[j] = s
     elif t in ("text", "long_text"):
-        limit = _max_len(spec) or (100 if spec.key == "contact_name" else 200 if spec.key == "contact_email" else None)
+        limit = _text_limit(spec)
         for j, v in enumerate(values):
             if out[j] is _SLOW and isinstance(v, str) and (not limit or len(s := v.strip()) <= limit):
-                out[j] = v.strip()
+                out[j] = s if limit else v.strip()
     return [_parse_or_problem(spec, header, v, lookups, date1904) if o is _SLOW else o for v, o in zip(values, out)]
 
 
