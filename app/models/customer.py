@@ -95,12 +95,20 @@ class Contact(AuditMixin, Model):
 
 def customer_keys(name: str | None, credit_code: str | None, person: bool) -> dict:
     """The derived columns of a customer (dedupe keys, their unique guards, search keys), for the
-    listeners below and for bulk writers (imports) that bypass them."""
-    name_key = normalise_name(name) or None
-    code = normalise_credit_code(credit_code) or None
-    pinyin, initials = pinyin_keys(name)
-    return {"name_key": name_key, "credit_code": code, "unique_name_key": None if person else name_key,
-            "unique_credit_code": code, "name_pinyin": pinyin, "name_initials": initials}
+    listeners below."""
+    return {column: values[0] for column, values in customer_keys_many([name], [credit_code], [person]).items()}
+
+
+def customer_keys_many(names: list, credit_codes: list, persons: list, name_keys: list | None = None) -> dict[str, list]:
+    """customer_keys over columns (bulk writers such as imports, which bypass the listeners):
+    column -> its values. ``name_keys``: normalise_name(name) where the caller has it already."""
+    name_key = [(normalise_name(n) if k is None else k) or None
+                for n, k in zip(names, name_keys or [None] * len(names))]
+    code = [normalise_credit_code(c) or None for c in credit_codes]
+    pinyin, initials = zip(*map(pinyin_keys, names)) if names else ((), ())
+    return {"name_key": name_key, "credit_code": code,
+            "unique_name_key": [None if p else k for k, p in zip(name_key, persons)],
+            "unique_credit_code": code, "name_pinyin": list(pinyin), "name_initials": list(initials)}
 
 
 def contact_keys(phone: str | None) -> dict:

@@ -26,6 +26,18 @@ def insert_rows(connection: Connection, table: Table, columns: Sequence[str], ro
     connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))})", rows)
 
 
+def insert_columns(connection: Connection, table: Table, columns: dict[str, list]) -> None:
+    """Insert rows given column by column (column name -> its values, all of one length), each
+    column converted once by its type's bind processor, so the stored values are exactly those
+    of a Core ``insert(table)`` with the same Python values (dates, Decimals, JSON, booleans)."""
+    dialect = connection.dialect
+    converted = []
+    for name, values in columns.items():
+        process = table.c[name].type._cached_bind_processor(dialect)
+        converted.append([process(v) for v in values] if process else values)
+    insert_rows(connection, table, list(columns), list(zip(*converted)))
+
+
 def reserve_ids(connection: Connection, table: Table, n: int) -> list[int]:
     """``n`` new primary keys of ``table`` for rows inserted with their ids (no RETURNING round
     trip per row). PostgreSQL: taken from the id sequence. SQLite: the ids after the current

@@ -35,21 +35,22 @@ from typing import Any, BinaryIO, Iterator
 
 from flask import current_app, g
 from flask_babel import force_locale, gettext
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Contact, CrmUser, Customer, Department, DictionaryItem, FieldChange
-from app.models.customer import contact_keys, customer_keys
+from app.models.customer import contact_keys, customer_keys_many
 from app.models.importing import ImportBatch, ImportItem, ImportTemplate
 from app.security.masking import PERSON_KIND
 from app.security.scopes import in_scope, policy_for, row_clause
 from app.services import history
 from app.services.dedupe import (
-    display_name, existing_keys, normalise_credit_code, normalise_name, normalise_phone, validate_credit_code,
+    PLAIN_MOBILE, credit_code_reasons, display_name, existing_keys, normalise_credit_code, normalise_name,
+    normalise_phone, validate_credit_code,
 )
 from app.services.fields import N_, FieldSpec, customer_fields
 from app.services.numbering import next_numbers
-from app.services.bulk import insert_rows, reserve_ids
+from app.services.bulk import insert_columns, insert_rows, reserve_ids
 from app.services.search_keys import write_tokens
 
 MODES = ("all", "valid")
@@ -491,25 +492,32 @@ class Lookups:
         return d
 
 
-def _max_len(spec: FieldSpec) -> int | None:
+def _text_limit(spec: FieldSpec) -> int | None:
     col = Customer.__table__.c.get(spec.key)
-    return getattr(getattr(col, "type", None), "length", None) if col is not None else None
+    length = getattr(getattr(col, "type", None), "length", None) if col is not None else None
+    return length or (100 if spec.key == "contact_name" else 200 if spec.key == "contact_email" else None)
+
+
+_NUMBER_TYPES = ("money", "number", "integer")
+
+
+def _number(t: str, value: Decimal, v: Any) -> Decimal | int:
+    """A parsed amount or number checked and shaped for its field type."""
+    if t == "integer":
+        if value != value.to_integral_value() or abs(value) >= 2 ** 31:
+            raise Problem("bad_number", N_("'%(value)s' is not a whole number."), {"value": text_of(v)})
+        return int(value)
+    if abs(value) >= 10 ** 14:
+        raise Problem("bad_money", N_("'%(value)s' is too large."), {"value": text_of(v)})
+    return value.quantize(Decimal("0.01")) if t == "money" else value
 
 
 def parse_cell(spec: FieldSpec, header: str, v: Any, lookups: Lookups, date1904: bool) -> Any:
     t = spec.type
     if t in ("date", "datetime"):
         return parse_date(v, date1904)
-    if t == "money" or t == "number":
-        value = parse_decimal(v, money=t == "money")
-        if abs(value) >= 10 ** 14:
-            raise Problem("bad_money", N_("'%(value)s' is too large."), {"value": text_of(v)})
-        return value.quantize(Decimal("0.01")) if t == "money" else value
-    if t == "integer":
-        value = parse_decimal(v, money=False)
-        if value != value.to_integral_value() or abs(value) >= 2 ** 31:
-            raise Problem("bad_number", N_("'%(value)s' is not a whole number."), {"value": text_of(v)})
-        return int(value)
+    if t in _NUMBER_TYPES:
+        return _number(t, parse_decimal(v, money=t == "money"), v)
     if t == "single_choice":
         return lookups.choice(spec, header, v)
     if t == "multi_choice":
@@ -523,10 +531,80 @@ def parse_cell(spec: FieldSpec, header: str, v: Any, lookups: Lookups, date1904:
     if t == "department":
         return lookups.department(v)
     s = text_of(v)
-    limit = _max_len(spec) or (100 if spec.key == "contact_name" else 200 if spec.key == "contact_email" else None)
+    limit = _text_limit(spec)
     if limit and len(s) > limit:
         raise Problem("too_long", N_("The text is %(n)s characters long; at most %(max)s fit."), {"n": len(s), "max": limit})
     return s
+
+
+BLANK = object()  # parse_column: an empty cell
+_SLOW = object()  # parse_column: a cell no fast path takes
+_BY_VALUE = ("single_choice", "multi_choice", "user", "department")  # few distinct values: parsed once each
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]+)?")
+
+
+def parse_column(spec: FieldSpec, header: str, values: list[Any], lookups: Lookups, date1904: bool) -> list[Any]:
+    """parse_cell over one column of a chunk: per cell the parsed value, its Problem, or BLANK.
+    The common spellings take column-wide fast paths (ISO dates converted by pandas at once,
+    plain numbers, mobiles, e-mails and text by one regex or length test, dictionary names
+    parsed once per distinct value); the rest, and so every bad cell, go through parse_cell,
+    which makes every value and message the same as cell by cell."""
+    t = spec.type
+    out = [BLANK if _blank(v) else _SLOW for v in values]
+    if t in _BY_VALUE:
+        seen: dict[tuple[type, Any], Any] = {}
+        for j, v in enumerate(values):
+            if out[j] is _SLOW:
+                key = (type(v), v)
+                if key not in seen:
+                    seen[key] = _parse_or_problem(spec, header, v, lookups, date1904)
+                out[j] = seen[key]
+        return out
+    if t in ("date", "datetime"):
+        iso = [j for j, v in enumerate(values)
+               if out[j] is _SLOW and isinstance(v, str) and _ISO_DATE.fullmatch(v.strip())]
+        if iso:
+            import pandas as pd
+
+            dates = pd.to_datetime(pd.Series([values[j].strip() for j in iso]), format="%Y-%m-%d", errors="coerce")
+            for j, d in zip(iso, dates.tolist()):
+                if d is not pd.NaT:
+                    out[j] = d.date()
+        for j, v in enumerate(values):
+            if isinstance(v, datetime) and out[j] is _SLOW:
+                out[j] = v.date()
+    elif t in _NUMBER_TYPES:
+        for j, v in enumerate(values):
+            if out[j] is _SLOW:
+                if isinstance(v, str) and _PLAIN_DECIMAL.fullmatch(s := v.strip()):
+                    value = Decimal(s.replace(",", ""))
+                elif isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf"):
+                    value = Decimal(repr(v) if isinstance(v, float) else v)
+                else:
+                    continue
+                try:
+                    out[j] = _number(t, value, v)
+                except Problem as p:
+                    out[j] = p
+    elif t in ("phone", "email"):
+        fast = PLAIN_MOBILE if t == "phone" else _EMAIL_RE
+        for j, v in enumerate(values):
+            if out[j] is _SLOW and isinstance(v, str) and fast.fullmatch(s := v.strip()):
+                out[j] = s
+    elif t in ("text", "long_text"):
+        limit = _text_limit(spec)
+        for j, v in enumerate(values):
+            if out[j] is _SLOW and isinstance(v, str) and (not limit or len(s := v.strip()) <= limit):
+                out[j] = s if limit else v.strip()
+    return [_parse_or_problem(spec, header, v, lookups, date1904) if o is _SLOW else o for v, o in zip(values, out)]
+
+
+def _parse_or_problem(spec: FieldSpec, header: str, v: Any, lookups: Lookups, date1904: bool) -> Any:
+    try:
+        return parse_cell(spec, header, v, lookups, date1904)
+    except Problem as p:
+        return p
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -538,6 +616,7 @@ class Row:
     values: dict[str, Any] = field(default_factory=dict)  # field key -> parsed value
     target_id: int | None = None  # update: the existing customer
     errors: list[dict] = field(default_factory=list)
+    name_key: str | None = None  # normalise_name(name), once the duplicate check computed it
 
 
 def mapping_problems(sheet: Sheet, mapping: list[str | None], user, update_by: str | None = None) -> list[dict]:
@@ -577,23 +656,22 @@ def validate(sheet: Sheet, mapping: list[str | None], user, update_by: str | Non
     specs = {s.key: s for s in importable_fields()}
     cols = [(i, specs[k]) for i, k in enumerate(mapping) if k in specs]
     lookups = Lookups([s for _, s in cols])
-    rows: list[Row] = []
-    for n, (row_no, cells) in enumerate(sheet.rows, 1):
-        r = Row(row_no, cells)
+    rows = [Row(row_no, cells) for row_no, cells in sheet.rows]
+    for start in range(0, len(rows), CHUNK):  # column by column through each chunk
+        part = rows[start:start + CHUNK]
         for i, spec in cols:
-            v = cells[i]
-            if _blank(v):
-                if spec.required and update_by is None:
-                    r.errors.append(_err(row_no, i, sheet.headers[i], v, Problem(
-                        "required", N_("%(column)s is required."), {"column": sheet.headers[i]})))
-                continue
-            try:
-                r.values[spec.key] = parse_cell(spec, sheet.headers[i], v, lookups, sheet.date1904)
-            except Problem as p:
-                r.errors.append(_err(row_no, i, sheet.headers[i], v, p))
-        rows.append(r)
-        if n % CHUNK == 0:
-            progress(validated=n)
+            header, key, required = sheet.headers[i], spec.key, spec.required and update_by is None
+            column = [r.cells[i] for r in part]
+            for r, v, parsed in zip(part, column, parse_column(spec, header, column, lookups, sheet.date1904)):
+                if parsed is BLANK:
+                    if required:
+                        r.errors.append(_err(r.row, i, header, v, Problem(
+                            "required", N_("%(column)s is required."), {"column": header})))
+                elif isinstance(parsed, Problem):
+                    r.errors.append(_err(r.row, i, header, v, parsed))
+                else:
+                    r.values[key] = parsed
+        progress(validated=start + len(part))
     col_of = {spec.key: (i, sheet.headers[i]) for i, spec in cols}
     _check_credit_codes(rows, col_of)
     _match_targets(rows, col_of, user, update_by)
@@ -612,13 +690,16 @@ def _check_credit_codes(rows: list[Row], col_of) -> None:
     if "credit_code" not in col_of:
         return
     i, header = col_of["credit_code"]
-    for r in rows:
-        code = r.values.get("credit_code")
-        if code and not _is_person(r) and validate_credit_code(code):
+    coded = [r for r in rows if r.values.get("credit_code")]
+    normal = [normalise_credit_code(r.values["credit_code"]) for r in coded]
+    checked = [(r, code) for r, code in zip(coded, normal) if not _is_person(r)]
+    for (r, _), reason in zip(checked, credit_code_reasons([code for _, code in checked])):
+        if reason:
+            code = r.values["credit_code"]
             r.errors.append(_err(r.row, i, header, code, Problem(
                 "bad_credit_code", N_("Invalid credit code: %(reason)s"), {"reason": _both(validate_credit_code, code)})))
-        if code:
-            r.values["credit_code"] = normalise_credit_code(code)
+    for r, code in zip(coded, normal):
+        r.values["credit_code"] = code
 
 
 def _match_targets(rows: list[Row], col_of, user, update_by: str | None) -> None:
@@ -676,7 +757,8 @@ def _check_duplicates(rows: list[Row], col_of) -> None:
     keyed: list[tuple[Row, str, str, int | None, str]] = []  # (row, kind, key, col, header)
     for r in rows:
         if r.values.get("name") and not _is_person(r):
-            keyed.append((r, "name", normalise_name(r.values["name"]), *col_of["name"]))
+            r.name_key = normalise_name(r.values["name"])
+            keyed.append((r, "name", r.name_key, *col_of["name"]))
         if r.values.get("credit_code"):
             keyed.append((r, "credit_code", r.values["credit_code"], *col_of["credit_code"]))
         if r.values.get("contact_phone"):
@@ -714,6 +796,11 @@ _HISTORY_COLUMNS = ("changeset", "action", "entity", "entity_id", "record_label"
                     "new_value", "changed_by_id", "changed_on")
 
 
+def _extra_value(v: Any) -> Any:
+    """A parsed custom-field value as Customer.extra keeps it."""
+    return v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else getattr(v, "code", v)
+
+
 def _columns(values: dict[str, Any], specs: dict[str, FieldSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parsed values -> (table column values, custom values for Customer.extra)."""
     cols, extra = {}, {}
@@ -722,8 +809,7 @@ def _columns(values: dict[str, Any], specs: dict[str, FieldSpec]) -> tuple[dict[
         if spec is None or key in _CONTACT_KEYS:
             continue
         if spec.custom:
-            extra[key] = v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else \
-                getattr(v, "code", v)
+            extra[key] = _extra_value(v)
         elif spec.type in _DICT_ATTR:
             cols[f"{key}_id"] = v.id
         else:
@@ -732,54 +818,67 @@ def _columns(values: dict[str, Any], specs: dict[str, FieldSpec]) -> tuple[dict[
 
 
 def _create(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelled) -> int:
+    """Bulk inserts, column by column: each chunk's customer columns are lists built from the
+    parsed values (no dict per row), zipped into the rows only by the driver call."""
     table, ctable = Customer.__table__, Contact.__table__
-    has_extra = "extra" in table.c
     now = datetime.utcnow()
     owner_default = None if getattr(user, "is_system", False) else user
-    prepared = []
+    present: set[str] = set()
     for r in rows:
-        cols, extra = _columns(r.values, specs)
-        owner = r.values.get("owner") or owner_default
-        cols.setdefault("owner_id", getattr(owner, "id", None))
-        if "department_id" not in cols:
-            cols["department_id"] = getattr(owner, "department_id", None) or getattr(user, "department_id", None)
-        if has_extra:
-            cols["extra"] = extra or None
-        prepared.append((r, cols))
-    base = {c.key: None for c in table.c if c.key not in ("id", "archived", "total_amount")}
+        present.update(r.values)
+    fields = [specs[k] for k in specs if k in present and k not in _CONTACT_KEYS]
+    changeset, label = None, f"{batch.file_name} (#{batch.id})"
     saved = 0
-    for start in range(0, len(prepared), CHUNK):
+    for start in range(0, len(rows), CHUNK):
         if cancelled():
             raise Cancelled()
-        part = prepared[start:start + CHUNK]
-        numbers = next_numbers("customer", [SimpleNamespace(industry=None, region=None, **{
-            "industry_id": c.get("industry_id"), "region_id": c.get("region_id")}) for _, c in part])
-        params = [{**base, **cols, "customer_no": no, "archived": False,
-                   **customer_keys(cols.get("name"), cols.get("credit_code"), _is_person(r)),
-                   "total_amount": cols.get("total_amount"),
-                   "created_on": now, "changed_on": now, "created_by_fk": user.id, "changed_by_fk": user.id}
-                  for (r, cols), no in zip(part, numbers)]
+        part = rows[start:start + CHUNK]
+        n = len(part)
+        data: dict[str, list] = {c.key: [None] * n for c in table.c}
+        extra: list[dict] = [{} for _ in part]
+        for spec in fields:
+            values = [r.values.get(spec.key) for r in part]
+            if spec.custom:
+                for e, r, v in zip(extra, part, values):
+                    if spec.key in r.values:
+                        e[spec.key] = _extra_value(v)
+            elif spec.type in _DICT_ATTR:
+                data[f"{spec.key}_id"] = [getattr(v, "id", None) for v in values]
+            else:
+                data[spec.key] = values
+        owners = [r.values.get("owner") or owner_default for r in part]
+        data["owner_id"] = [getattr(o, "id", None) for o in owners]
+        data["department_id"] = [r.values["department"].id if "department" in r.values else
+                                 getattr(o, "department_id", None) or getattr(user, "department_id", None)
+                                 for r, o in zip(part, owners)]
+        if "extra" in data:
+            data["extra"] = [e or None for e in extra]
+        data.update(customer_keys_many(data["name"], data["credit_code"], [_is_person(r) for r in part],
+                                       [r.name_key for r in part]))
+        data["customer_no"] = next_numbers("customer", [
+            SimpleNamespace(industry=None, region=None, industry_id=i, region_id=g)
+            for i, g in zip(data["industry_id"], data["region_id"])])
+        data["archived"] = [False] * n
+        data["created_on"] = data["changed_on"] = [now] * n
+        data["created_by_fk"] = data["changed_by_fk"] = [user.id] * n
         conn = db.session.connection()
-        ids = reserve_ids(conn, table, len(params))
-        for p, cid in zip(params, ids):
-            p["id"] = cid
-        conn.execute(insert(table), params)
-        write_tokens(conn, [(cid, p["name"], p["name_initials"]) for cid, p in zip(ids, params)],
+        ids = data["id"] = reserve_ids(conn, table, n)
+        insert_columns(conn, table, data)
+        write_tokens(conn, zip(ids, data["name"], data["name_initials"]),
                      fresh=True)  # search tokens, as the model listeners write them for single saves
         insert_rows(conn, ctable, _CONTACT_COLUMNS, [
-            (cid, r.values.get("contact_name") or cols.get("name"), r.values.get("contact_phone"),
+            (cid, r.values.get("contact_name") or name, r.values.get("contact_phone"),
              *contact_keys(r.values.get("contact_phone")).values(), r.values.get("contact_email"), True, now, now,
              user.id, user.id)
-            for (r, cols), cid in zip(part, ids)
+            for r, cid, name in zip(part, ids, data["name"])
             if any(r.values.get(k) for k in ("contact_name", "contact_phone", "contact_email"))])
         insert_rows(conn, ImportItem.__table__, ("batch_id", "customer_id", "customer_no", "row", "action"),
-                    [(batch.id, cid, p["customer_no"], r.row, "create") for (r, _), cid, p in zip(part, ids, params)])
+                    [(batch.id, cid, no, r.row, "create") for r, cid, no in zip(part, ids, data["customer_no"])])
         changeset = history.changeset_id(db.session)
-        label = f"{batch.file_name} (#{batch.id})"
         insert_rows(conn, FieldChange.__table__, _HISTORY_COLUMNS, [
-            (changeset, "create", "customer", cid, f"{p['customer_no']} {p['name']}"[:200], p["customer_no"], cid,
-             "imported", label, user.id, now) for cid, p in zip(ids, params)])
-        saved += len(part)
+            (changeset, "create", "customer", cid, f"{no} {name}"[:200], no, cid, "imported", label, user.id, now)
+            for cid, no, name in zip(ids, data["customer_no"], data["name"])])
+        saved += n
         progress(saved=saved)
     return saved
 
