@@ -427,7 +427,10 @@ def test_cli_json_equals_api_report(app, tmp_path, admin_client):
 
 # -- the job path: a real RQ worker, progress, cancel, a worker killed mid-import -------------------------
 
-def big_csv(path, prefix: str, n: int, phone_base: int):
+def big_csv(path, prefix: str, n: int):
+    """n valid customers with phones of their own: a random block of 17x mobiles (phones are a
+    dedupe key, and other tests save fixed 13x numbers)."""
+    phone_base = 17_000_000_000 + uuid.uuid4().int % 9_999 * 100_000
     rows = [["客户名称", "所属行业", "手机", "累计交易金额"]]
     rows += [[f"{prefix}{i:06d}", "制造业", str(phone_base + i), "1,000"] for i in range(n)]
     return csv_file(path, rows)
@@ -486,7 +489,7 @@ def wait_until(predicate, timeout, what):
 
 def test_wizard_upload_map_check_confirm_and_report_through_the_worker(app, admin_client, rq_worker, tmp_path):
     prefix = uniq("向导")
-    path = big_csv(tmp_path / "wizard.csv", prefix, 3000, 13500000000)
+    path = big_csv(tmp_path / "wizard.csv", prefix, 3000)
     page = admin_client.get("/import/").get_data(as_text=True)
     assert "下载导入模板" in page
     with open(path, "rb") as fh:
@@ -528,7 +531,7 @@ def test_cancel_a_running_import(app, rq_worker, tmp_path):
     from app.services.importer import request_cancel, start
 
     prefix = uniq("取消")
-    batch_id = create_batch_as(app, big_csv(tmp_path / "cancel.csv", prefix, 30000, 13600000000))
+    batch_id = create_batch_as(app, big_csv(tmp_path / "cancel.csv", prefix, 30000))
     with app.app_context():
         start(db.session.get(ImportBatch, batch_id), False)
     wait_until(lambda: batch_state(app, batch_id)[2].get("phase") in ("validating", "saving"), 60, "the job to start")
@@ -547,7 +550,7 @@ def test_worker_killed_mid_import_leaves_nothing_and_rerun_is_safe(app, rq_worke
     from app.services.importer import start
 
     prefix, n = uniq("中断"), 20000
-    batch_id = create_batch_as(app, big_csv(tmp_path / "kill.csv", prefix, n, 13700000000))
+    batch_id = create_batch_as(app, big_csv(tmp_path / "kill.csv", prefix, n))
     queue = f"import-kill-{uuid.uuid4().hex[:6]}"  # only our doomed worker listens here
     log = open(tmp_path / "worker.log", "w")
     doomed = subprocess.Popen(flask_cmd("crm", "worker", "--queues", queue, "--burst"), cwd=ROOT, env=subprocess_env(),

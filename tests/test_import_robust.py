@@ -45,7 +45,7 @@ def test_killed_worker_batch_is_shown_stopped_and_the_retry_button_finishes_it(a
     from app.services.importer import start
 
     prefix, n = uniq("重试"), 12000
-    batch_id = create_batch_as(app, big_csv(tmp_path / "retry.csv", prefix, n, 13800000000))
+    batch_id = create_batch_as(app, big_csv(tmp_path / "retry.csv", prefix, n))
     queue = f"import-retry-{uuid.uuid4().hex[:6]}"  # only the doomed worker listens here
     with app.app_context():  # queued first: a burst worker that finds its queue empty stops at once
         start(db.session.get(ImportBatch, batch_id), False, queue=queue)
@@ -87,7 +87,7 @@ def test_killed_cli_import_is_retried_from_the_cli(app, tmp_path, quick_stale):
     from app.models.importing import ImportBatch
 
     prefix, n = uniq("命令重试"), 12000
-    path = big_csv(tmp_path / "cli-retry.csv", prefix, n, 13900000000)
+    path = big_csv(tmp_path / "cli-retry.csv", prefix, n)
     name = f"{prefix}.csv"
     os.rename(path, tmp_path / name)
     proc = subprocess.Popen(flask_cmd("crm", "import", "customers", str(tmp_path / name)), cwd=ROOT,
