@@ -170,9 +170,13 @@ def test_filter_choices_follow_dictionary_and_tag_changes_at_once(app, admin_cli
         admin_client.get("/lang/en")
         assert f"Trade {word}" in _filter_choices(_list(admin_client, 5), "industry")
     finally:
+        admin_client.get("/lang/zh")
         with app.app_context():
             appbuilder.sm.find_user(username="admin").locale = None
+            db.session.delete(db.session.get(DictionaryItem, item_id))  # other tests compare the seeded list
+            db.session.delete(db.session.get(Tag, tag_id))
             db.session.commit()
+    assert f"改名{word}" not in _filter_choices(_list(admin_client, 5), "industry")  # a deleted item goes too
 
 
 def test_fields_a_role_hides_are_not_offered_as_filters(app, admin_client, make_user):

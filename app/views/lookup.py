@@ -188,10 +188,12 @@ class FilterRelationText(FilterRelation):
     NAMES = {"customer": _l("Name, number or phone"), "user": _l("Name contains"), "contact": _l("Name starts with")}
     arg_name = "reltext"
 
-    def __init__(self, column_name, datamodel, is_related_view=False, kind="customer"):
+    def __init__(self, column_name, datamodel, is_related_view=False, kind=None):
         super().__init__(column_name, datamodel, is_related_view)
-        self.kind = kind
-        self.name = self.NAMES[kind]
+        # FAB makes fresh copies per request with (column_name, datamodel) only: the kind is the
+        # relation's own (a handler is a user, not a customer)
+        self.kind = kind or picker_kind(datamodel, column_name) or "customer"
+        self.name = self.NAMES[self.kind]
 
     def apply(self, query, value):
         value = str((value[0] if isinstance(value, (list, tuple)) and value else value) or "").strip()
