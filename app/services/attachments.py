@@ -228,3 +228,12 @@ def attach(owner, uploads: list[CheckedUpload], user_id: int | None) -> list:
                 att.customer_id = owner.customer_id
             added.append(att)
     return added
+
+
+def attach_saved(owner, uploads: list[CheckedUpload], user_id: int | None) -> list:
+    """Attach checked uploads to an existing record and commit (上传附件 on a page, the API)."""
+    from app.extensions import db
+
+    added = attach(owner, uploads, user_id)
+    db.session.commit()
+    return added

@@ -21,7 +21,6 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, MultipleFileField
 from markupsafe import Markup, escape
 
-from app.extensions import db
 from app.models import Attachment
 from app.services import attachments as files
 from app.views.lookup import lookup_field
@@ -102,8 +101,7 @@ class AttachableViewMixin:
         if not uploads:
             flash(gettext("Choose a file to upload."), "danger")
             return redirect(back)
-        files.attach(item, uploads, g.user.id)
-        db.session.commit()
+        files.attach_saved(item, uploads, g.user.id)
         flash(gettext("%(n)d file(s) attached: %(names)s", n=len(uploads), names="、".join(u.name for u in uploads)),
               "success")
         return redirect(back)
@@ -148,8 +146,7 @@ class AttachableApiMixin:
             return self.response(422, message=str(exc), file=exc.filename)
         if not uploads:
             return self.response(422, message=gettext("Choose a file to upload."))
-        files.attach(item, uploads, g.user.id)
-        db.session.commit()
+        files.attach_saved(item, uploads, g.user.id)
         return self.response(201, attachments=attachment_dicts(item))
 
 
