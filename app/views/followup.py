@@ -150,7 +150,21 @@ class TodoRowsField(Field):
         self.errors.extend(dict.fromkeys(messages))  # each once, in row order of the checks
 
 
-class TaskModelView(PickersMixin, LocalizedValuesMixin, ModelView):
+class TaskSavingMixin:
+    """Saving a task from the list's forms or the API: its customer in the user's scope, the
+    user as assignee when none is chosen, the task's reminder kept (task_saved)."""
+
+    def pre_add(self, item: Task) -> None:
+        if item.customer is not None:
+            require_in_scope(item.customer)
+        item.assignee_id = item.assignee_id or getattr(item.assignee, "id", None) or g.user.id
+        task_saved(item, g.user.id)
+
+    def pre_update(self, item: Task) -> None:
+        task_saved(item, g.user.id)
+
+
+class TaskModelView(TaskSavingMixin, PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Task)
     base_filters = ROW_SCOPE
     list_title = show_title = _l("Tasks")
@@ -175,14 +189,6 @@ class TaskModelView(PickersMixin, LocalizedValuesMixin, ModelView):
             _l("Status"), choices=[(k, v) for k, v in STATUS_LABELS.items()])}
         super()._init_forms()
 
-    def pre_add(self, item: Task) -> None:
-        if item.customer is not None:
-            require_in_scope(item.customer)
-        item.assignee_id = item.assignee_id or getattr(item.assignee, "id", None) or g.user.id
-        task_saved(item, g.user.id)
-
-    def pre_update(self, item: Task) -> None:
-        task_saved(item, g.user.id)
 
     @action("complete", _l("Mark done"), _l("Mark the selected tasks done?"), "fa-check", single=False)
     def complete(self, items):

@@ -3,16 +3,13 @@ A due time in the past answers 422 with the message; PUT {"status": "done"} comp
 and its plan schedules the next one."""
 from __future__ import annotations
 
-from flask import g
-
 from app.models import Task
-from app.security.scopes import require_in_scope
-from app.services.followup import task_saved
 from app.views.customer import _CUSTOMER_IN_SCOPE, _CheckedApi
+from app.views.followup import TaskSavingMixin
 from app.views.formatting import CrmSQLAInterface
 
 
-class TaskApi(_CheckedApi):
+class TaskApi(TaskSavingMixin, _CheckedApi):
     resource_name = "task"
     datamodel = CrmSQLAInterface(Task)
     allow_browser_login = True
@@ -25,12 +22,3 @@ class TaskApi(_CheckedApi):
     search_columns = ["title", "status", "due_at", "assignee", "customer"]
     order_columns = ["due_at", "id", "created_on"]
     base_order = ("due_at", "asc")
-
-    def pre_add(self, item: Task) -> None:
-        if item.customer is not None:
-            require_in_scope(item.customer)
-        item.assignee_id = item.assignee_id or getattr(item.assignee, "id", None) or g.user.id
-        task_saved(item, g.user.id)
-
-    def pre_update(self, item: Task) -> None:
-        task_saved(item, g.user.id)
