@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from flask import current_app, g
 from flask_babel import force_locale, gettext
-from sqlalchemy import update
+from sqlalchemy import select as sa_select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import MultiDict
 
@@ -55,7 +55,7 @@ class ExportRefused(ValueError):
 class Column:
     key: str
     label: str
-    get: Callable[[Any], Any]
+    get: Callable[[Any], Any] | None = None  # value of an item (CustomerExporter reads rows itself)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +162,17 @@ class Exporter:
         rels = [c.key for c in self.columns if dm.is_relation_many_to_one(c.key)]
         return query.options(*(joinedload(getattr(dm.obj, r)) for r in rels)) if rels else query
 
+    def batches(self, query) -> Iterator[list[list]]:
+        """Rows of ``query`` (the list's filtered, sorted query) in batches of BATCH."""
+        query, batch = self.options(query), []
+        for item in query.yield_per(BATCH):
+            batch.append(item)
+            if len(batch) == BATCH:
+                yield self.rows(batch)
+                batch = []
+        if batch:
+            yield self.rows(batch)
+
     def row_dicts(self, items: list) -> list[dict]:
         rows = []
         for item in items:
@@ -184,63 +195,91 @@ class CustomerExporter(Exporter):
                ("contact_email", "email", N_("Contact Email")))
 
     def _columns(self) -> list[Column]:
-        from app.services.fields import customer_fields, display_text, read_value
+        from app.services.fields import customer_fields
 
-        specs = [s for s in customer_fields() if s.key in visible([s.key])]
-        cols = [Column(s.key, s.label, (not s.custom and self._names_by_fk(s.key)) or
-                       (lambda item, s=s: display_text(s, read_value(item, s)) if s.custom else read_value(item, s)))
-                for s in specs]
-        return cols + [Column(key, gettext(msgid), lambda item: None) for key, _, msgid in self.CONTACT]
+        cols = [Column(s.key, s.label) for s in customer_fields() if s.key in visible([s.key])]
+        return cols + [Column(key, gettext(msgid)) for key, _, msgid in self.CONTACT]
 
-    def options(self, query):
-        """Plain rows of the table's columns, not ORM objects: related names come by foreign key
-        (below), custom values from the ``extra`` column; a Row reads like the object did."""
-        return query.with_entities(*self.view.datamodel.obj.__table__.c)
-
-    def _names_by_fk(self, key: str) -> Callable[[Any], Any] | None:
-        """A many-to-one field (dictionary item, owner, department: small tables) read by its
-        foreign key from names made once per export, instead of loading the object per row."""
-        from sqlalchemy import inspect as sa_inspect
-
-        rel = sa_inspect(self.view.datamodel.obj).relationships.get(key)
-        if rel is None or rel.direction.name != "MANYTOONE" or len(rel.local_columns) != 1:
-            return None
-        fk = next(iter(rel.local_columns)).key
-        pk = rel.mapper.primary_key[0].key
-        names = {getattr(o, pk): str(o) for o in db.session.query(rel.mapper.class_)}
-        return lambda item: names.get(getattr(item, fk))
-
-    def row_dicts(self, items: list) -> list[dict]:
+    def batches(self, query) -> Iterator[list[list]]:
+        """One streamed SELECT of the table columns the export needs (plain tuples through the
+        Core result, no ORM rows; a server-side cursor on PostgreSQL), each column turned into
+        its cell by a function made once: dictionary, owner and department names by foreign key,
+        custom values from ``extra``, masking by ``masking.list_masker``; per batch, one query
+        for the first contact of its customers (primary first)."""
+        from operator import itemgetter
         from types import SimpleNamespace
 
-        from app.models import Contact, DictionaryItem
+        from sqlalchemy import inspect as sa_inspect
 
-        if not hasattr(self, "_kinds"):  # masking tells people (masked credit code) by their kind
-            self._kinds = {i.id: SimpleNamespace(kind=SimpleNamespace(code=i.code)) for i in
-                           db.session.query(DictionaryItem).filter(DictionaryItem.type_key == "customer_kind")}
-            self._masked = {m: masking.masked_fields(m) for m in ("customer", "contact")}
-        rows, none = [], SimpleNamespace(kind=None)
-        for item in items:
-            row = {c.key: c.get(item) for c in self.columns}
-            masking.mask_row("customer", self._kinds.get(item.kind_id, none), row, fields=self._masked["customer"])
-            rows.append(row)
-        ids = [i.id for i in items]
-        first: dict[int, dict] = {}
-        if ids:
-            contacts = (db.session.query(Contact.customer_id, Contact.name, Contact.phone, Contact.email)
-                        .filter(Contact.customer_id.in_(ids))
-                        .order_by(Contact.customer_id, Contact.is_primary.desc(), Contact.id))
-            for customer_id, name, phone, email in contacts:
-                if customer_id not in first:
-                    first[customer_id] = {"name": name, "phone": phone, "email": email}
-        for item, row in zip(items, rows):
-            values = first.get(item.id)
-            if values is None:
-                continue
-            masking.mask_row("contact", None, values, fields=self._masked["contact"])  # needs no record
-            for key, field, _ in self.CONTACT:
-                row[key] = values[field]
-        return rows
+        from app.models import Contact, DictionaryItem
+        from app.services.fields import customer_fields, display_text
+
+        table = self.view.datamodel.obj.__table__
+        mapper = sa_inspect(self.view.datamodel.obj)
+        specs = {s.key: s for s in customer_fields()}
+        wanted: list[str] = ["id", "kind_id"]  # table columns read, in SELECT order
+        sources, fixes = [], []  # per output column: its SELECT position; (position, fix) to apply
+
+        def position(column: str) -> int:
+            if column not in wanted:
+                wanted.append(column)
+            return wanted.index(column)
+
+        for i, col in enumerate(self.columns[:-len(self.CONTACT)]):
+            spec, rel = specs[col.key], mapper.relationships.get(col.key)
+            if spec.custom:
+                sources.append(position("extra"))
+                fixes.append((i, self._custom_cell(spec, display_text)))
+            elif rel is not None:
+                fk = next(iter(rel.local_columns)).key
+                pk = rel.mapper.primary_key[0].key
+                sources.append(position(fk))
+                fixes.append((i, {getattr(o, pk): str(o) for o in db.session.query(rel.mapper.class_)}.get))
+            else:
+                sources.append(position(col.key))
+        pick = itemgetter(*sources) if len(sources) > 1 else (lambda r: (r[sources[0]],))
+        kinds = {i.id: SimpleNamespace(kind=SimpleNamespace(code=i.code)) for i in
+                 db.session.query(DictionaryItem).filter(DictionaryItem.type_key == "customer_kind")}
+        none = SimpleNamespace(kind=None)
+        mask_customer = masking.list_masker("customer", [c.key for c in self.columns[:-len(self.CONTACT)]])
+        contact_fields = [field for _, field, _ in self.CONTACT]
+        mask_contact = masking.list_masker("contact", contact_fields)
+        no_contact = [None] * len(self.CONTACT)
+        contact_cols = [Contact.customer_id] + [getattr(Contact, f) for f in contact_fields]
+
+        stmt = query.with_entities(*(table.c[c] for c in wanted)).statement
+        result = db.session.connection().execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
+        for part in result.partitions(BATCH):
+            first: dict[int, list] = {}
+            for cid, *values in db.session.execute(
+                    sa_select(*contact_cols).where(Contact.customer_id.in_([r[0] for r in part]))
+                    .order_by(Contact.customer_id, Contact.is_primary.desc(), Contact.id)):
+                if cid not in first:
+                    mask_contact(values)
+                    first[cid] = values
+            rows = []
+            for r in part:
+                row = list(pick(r))
+                for i, fix in fixes:
+                    row[i] = fix(row[i])
+                mask_customer(row, kinds.get(r[1], none))
+                row += first.get(r[0], no_contact)
+                rows.append(row)
+            yield rows
+
+    @staticmethod
+    def _custom_cell(spec, display_text) -> Callable[[Any], str]:
+        """An admin-defined field's cell from the ``extra`` dict: ``display_text`` of its value,
+        remembered per value (a choice's names are looked up once, not per row)."""
+        seen: dict = {}
+
+        def cell(extra):
+            value = (extra or {}).get(spec.key)
+            key = tuple(value) if isinstance(value, list) else value
+            if key not in seen:
+                seen[key] = display_text(spec, value)
+            return seen[key]
+        return cell
 
 
 def exporter_for(view) -> Exporter:
@@ -251,15 +290,7 @@ def exporter_for(view) -> Exporter:
 
 def _batches(view, args: MultiDict, exporter: Exporter) -> Iterator[list[list]]:
     datamodel, base, filters, order_column, direction = _query(view, args)
-    query = exporter.options(datamodel.apply_all(base, filters, order_column, direction))
-    batch: list = []
-    for item in query.yield_per(BATCH):
-        batch.append(item)
-        if len(batch) == BATCH:
-            yield exporter.rows(batch)
-            batch = []
-    if batch:
-        yield exporter.rows(batch)
+    return exporter.batches(datamodel.apply_all(base, filters, order_column, direction))
 
 
 # ---------------------------------------------------------------------------------------------
