@@ -248,7 +248,7 @@ class CustomerExporter(Exporter):
         contact_cols = [Contact.customer_id] + [getattr(Contact, f) for f in contact_fields]
 
         stmt = query.with_entities(*(table.c[c] for c in wanted)).statement
-        result = db.session.connection().execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
+        result = db.session.connection().execute(stmt.execution_options(stream_results=True, yield_per=BATCH))
         for part in result.partitions(BATCH):
             first: dict[int, list] = {}
             for cid, *values in db.session.execute(
