@@ -402,7 +402,7 @@ def _read_ahead(batches: Iterator[list[list]]) -> Iterator[list[list]]:
 
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue(_READ_AHEAD)
-    reader = ctx.Process(target=_produce, args=(batches, q), daemon=True)
+    reader = ctx.Process(target=_produce, args=(batches, q, os.getpid()), daemon=True)
     reader.start()
     try:
         while True:
@@ -424,18 +424,29 @@ def _read_ahead(batches: Iterator[list[list]]) -> Iterator[list[list]]:
         q.close()
 
 
-def _produce(batches: Iterator[list[list]], q) -> None:
+def _produce(batches: Iterator[list[list]], q, parent: int) -> None:
     """In the forked reader: the parent's connections are left alone (its session is kept
-    unclosed, the pool forgotten without closing), a new session reads."""
+    unclosed, the pool forgotten without closing), a new session reads. Stops when the writer
+    is gone (a killed job leaves no reader behind)."""
+    import queue
+
     _inherited.append(db.session())
     db.engine.dispose(close=False)
     db.session.registry.set(db.session.session_factory())
+
+    def put(item) -> None:
+        while True:
+            try:
+                return q.put(item, timeout=1)
+            except queue.Full:
+                if os.getppid() != parent:
+                    os._exit(1)
     try:
         for batch in batches:
-            q.put(batch)
-        q.put(None)
+            put(batch)
+        put(None)
     except BaseException as exc:  # noqa: BLE001 - reported to the writer, which fails the export
-        q.put(RuntimeError(f"{type(exc).__name__}: {exc}"))
+        put(RuntimeError(f"{type(exc).__name__}: {exc}"))
     q.close()
     q.join_thread()
 
