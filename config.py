@@ -124,6 +124,8 @@ class Config:
     # as a job whose file is kept under CRM_EXPORT_DIR for CRM_EXPORT_KEEP_DAYS days.
     CRM_EXPORT_DIR = os.environ.get("CRM_EXPORT_DIR") or str(INSTANCE_DIR / "exports")
     CRM_EXPORT_SYNC_ROWS = int(os.environ.get("CRM_EXPORT_SYNC_ROWS", "5000"))
+    # From this many matching rows an export reads in a forked process while it writes.
+    CRM_EXPORT_FORK_ROWS = int(os.environ.get("CRM_EXPORT_FORK_ROWS", "50000"))
     CRM_EXPORT_KEEP_DAYS = float(os.environ.get("CRM_EXPORT_KEEP_DAYS", "7"))
     # Spreadsheet imports (app/services/importer.py): uploads kept under CRM_IMPORT_DIR; files above
     # CRM_IMPORT_MAX_MB, or .xlsx unpacking beyond CRM_IMPORT_MAX_UNZIPPED_MB, are refused unread.

@@ -2,13 +2,19 @@
 names, primary contact, masking, streaming from the database) against the raw writers writing
 the very same rows from a plain in-memory list, measured in the same run.
 
-    .venv/bin/python bench/bench_export.py [N]          # default 200000 customers, SQLite
+    .venv/bin/python bench/bench_export.py [N [PREFIX [FORMATS]]]   # 200000, B, xlsx,csv; SQLite
     DATABASE_URL=postgresql://... .venv/bin/python bench/bench_export.py 200000
+    CRM_INSTANCE_DIR=/work/bench-exp .venv/bin/python bench/bench_export.py 100000 B0000
 
-Uses a throwaway instance dir (SQLite) or the given database (its customers are added to).
-N customers, each with one contact, are bulk-inserted with SQLAlchemy Core first (not timed).
+Uses a throwaway instance dir (SQLite), the given instance (CRM_INSTANCE_DIR) or the given
+database; customers B000000000... are added until it holds N (bulk insert with SQLAlchemy Core,
+one contact each, not timed); an instance that already has them (bench_list.py's 1,000,000) is
+used as it is. The export takes the customers whose number starts with PREFIX (default "B": all
+of them; "B0000" = the first 99,999 of bench_list's), in the list's default order.
 Raw limits: xlsxwriter constant_memory writing the rows (the same options as ours) and the csv
-module writing them, both from a list already in memory. Prints rows/s for each and the ratio.
+module writing them, both from a list already in memory (the rows our exporter built, collected
+after our runs). Prints the time of each, the ratio ours / raw, and the peak resident memory
+of our run (before the raw's list is built) and of the whole process.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import csv
 import os
 import platform
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -65,6 +72,8 @@ def _fill(n: int) -> None:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    prefix = sys.argv[2] if len(sys.argv) > 2 else "B"
+    formats = (sys.argv[3] if len(sys.argv) > 3 else "xlsx,csv").split(",")
     import xlsxwriter
     from werkzeug.datastructures import MultiDict
 
@@ -81,12 +90,14 @@ def main() -> None:
         _fill(n)
         fill_s = time.perf_counter() - t0
         user = system_user()
-        args = MultiDict({"_flt_0_customer_no": "B"})  # the list's "starts with" filter: the bench rows
+        args = MultiDict({"_flt_0_customer_no": prefix})  # the list's "starts with" filter: the bench rows
         ours = {}
-        for fmt in ("xlsx", "csv"):
+        for fmt in formats:
             t0 = time.perf_counter()
             log = exports.export_to_file("customers", out / f"ours.{fmt}", user, args)
             ours[fmt] = (log.rows, time.perf_counter() - t0)
+            print(f"ours {fmt}: {log.rows:,} rows in {ours[fmt][1]:.1f} s", flush=True)
+        ours_peak = _peak_mb()
         # the same rows, built by our exporter, kept in memory for the raw writers
         view = exports.view_for("customers")
         exporter = exports.exporter_for(view)
@@ -104,6 +115,7 @@ def main() -> None:
         ws.write_row(i, 0, row)
     wb.close()
     raw_xlsx = time.perf_counter() - t0
+    print(f"raw xlsx: {len(rows):,} rows in {raw_xlsx:.1f} s", flush=True)
     t0 = time.perf_counter()
     with open(out / "raw.csv", "w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh)
@@ -111,15 +123,27 @@ def main() -> None:
         w.writerows(rows)
     raw_csv = time.perf_counter() - t0
 
+    total_peak = _peak_mb()
+    load = os.getloadavg()
     engine = "PostgreSQL" if os.environ.get("DATABASE_URL") else "SQLite"
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.python_implementation()} "
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    print(f"machine: {platform.node()} {os.cpu_count()} cores {cpu}, {platform.python_implementation()} "
           f"{platform.python_version()}, {engine}; {len(rows):,} customers x {len(headers)} columns "
-          f"(+1 contact each; inserted in {fill_s:.1f} s, not timed)")
+          f"(with their first contact; data loaded in {fill_s:.1f} s, not timed)")
     print(f"building the rows alone (query, names, contact, masking): {len(rows) / build_s:,.0f} rows/s")
     for fmt, raw in (("xlsx", raw_xlsx), ("csv", raw_csv)):
+        if fmt not in ours:
+            continue
         count, secs = ours[fmt]
-        print(f"{fmt:5} ours {count / secs:10,.0f} rows/s ({secs:6.1f} s)   raw {len(rows) / raw:10,.0f} rows/s "
-              f"({raw:6.1f} s)   ratio {raw / secs:.2f}")
+        print(f"{fmt:5} ours {secs:7.1f} s ({count / secs:8,.0f} rows/s)   raw {raw:7.1f} s ({len(rows) / raw:8,.0f} "
+              f"rows/s)   ours/raw {secs / raw:.2f}")
+    print(f"peak resident memory: ours {ours_peak:,.0f} MB (the export runs; a reading process "
+          f"counted too when one was forked: {_peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB), whole bench "
+          f"with the raw's rows in memory {total_peak:,.0f} MB; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+
+
+def _peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from flask import current_app, g
 from flask_babel import force_locale, gettext
-from sqlalchemy import update
+from sqlalchemy import select as sa_select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import MultiDict
 
@@ -55,7 +55,7 @@ class ExportRefused(ValueError):
 class Column:
     key: str
     label: str
-    get: Callable[[Any], Any]
+    get: Callable[[Any], Any] | None = None  # value of an item (CustomerExporter reads rows itself)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +162,17 @@ class Exporter:
         rels = [c.key for c in self.columns if dm.is_relation_many_to_one(c.key)]
         return query.options(*(joinedload(getattr(dm.obj, r)) for r in rels)) if rels else query
 
+    def batches(self, query) -> Iterator[list[list]]:
+        """Rows of ``query`` (the list's filtered, sorted query) in batches of BATCH."""
+        query, batch = self.options(query), []
+        for item in query.yield_per(BATCH):
+            batch.append(item)
+            if len(batch) == BATCH:
+                yield self.rows(batch)
+                batch = []
+        if batch:
+            yield self.rows(batch)
+
     def row_dicts(self, items: list) -> list[dict]:
         rows = []
         for item in items:
@@ -184,63 +195,91 @@ class CustomerExporter(Exporter):
                ("contact_email", "email", N_("Contact Email")))
 
     def _columns(self) -> list[Column]:
-        from app.services.fields import customer_fields, display_text, read_value
+        from app.services.fields import customer_fields
 
-        specs = [s for s in customer_fields() if s.key in visible([s.key])]
-        cols = [Column(s.key, s.label, (not s.custom and self._names_by_fk(s.key)) or
-                       (lambda item, s=s: display_text(s, read_value(item, s)) if s.custom else read_value(item, s)))
-                for s in specs]
-        return cols + [Column(key, gettext(msgid), lambda item: None) for key, _, msgid in self.CONTACT]
+        cols = [Column(s.key, s.label) for s in customer_fields() if s.key in visible([s.key])]
+        return cols + [Column(key, gettext(msgid)) for key, _, msgid in self.CONTACT]
 
-    def options(self, query):
-        """Plain rows of the table's columns, not ORM objects: related names come by foreign key
-        (below), custom values from the ``extra`` column; a Row reads like the object did."""
-        return query.with_entities(*self.view.datamodel.obj.__table__.c)
-
-    def _names_by_fk(self, key: str) -> Callable[[Any], Any] | None:
-        """A many-to-one field (dictionary item, owner, department: small tables) read by its
-        foreign key from names made once per export, instead of loading the object per row."""
-        from sqlalchemy import inspect as sa_inspect
-
-        rel = sa_inspect(self.view.datamodel.obj).relationships.get(key)
-        if rel is None or rel.direction.name != "MANYTOONE" or len(rel.local_columns) != 1:
-            return None
-        fk = next(iter(rel.local_columns)).key
-        pk = rel.mapper.primary_key[0].key
-        names = {getattr(o, pk): str(o) for o in db.session.query(rel.mapper.class_)}
-        return lambda item: names.get(getattr(item, fk))
-
-    def row_dicts(self, items: list) -> list[dict]:
+    def batches(self, query) -> Iterator[list[list]]:
+        """One streamed SELECT of the table columns the export needs (plain tuples through the
+        Core result, no ORM rows; a server-side cursor on PostgreSQL), each column turned into
+        its cell by a function made once: dictionary, owner and department names by foreign key,
+        custom values from ``extra``, masking by ``masking.list_masker``; per batch, one query
+        for the first contact of its customers (primary first)."""
+        from operator import itemgetter
         from types import SimpleNamespace
 
-        from app.models import Contact, DictionaryItem
+        from sqlalchemy import inspect as sa_inspect
 
-        if not hasattr(self, "_kinds"):  # masking tells people (masked credit code) by their kind
-            self._kinds = {i.id: SimpleNamespace(kind=SimpleNamespace(code=i.code)) for i in
-                           db.session.query(DictionaryItem).filter(DictionaryItem.type_key == "customer_kind")}
-            self._masked = {m: masking.masked_fields(m) for m in ("customer", "contact")}
-        rows, none = [], SimpleNamespace(kind=None)
-        for item in items:
-            row = {c.key: c.get(item) for c in self.columns}
-            masking.mask_row("customer", self._kinds.get(item.kind_id, none), row, fields=self._masked["customer"])
-            rows.append(row)
-        ids = [i.id for i in items]
-        first: dict[int, dict] = {}
-        if ids:
-            contacts = (db.session.query(Contact.customer_id, Contact.name, Contact.phone, Contact.email)
-                        .filter(Contact.customer_id.in_(ids))
-                        .order_by(Contact.customer_id, Contact.is_primary.desc(), Contact.id))
-            for customer_id, name, phone, email in contacts:
-                if customer_id not in first:
-                    first[customer_id] = {"name": name, "phone": phone, "email": email}
-        for item, row in zip(items, rows):
-            values = first.get(item.id)
-            if values is None:
-                continue
-            masking.mask_row("contact", None, values, fields=self._masked["contact"])  # needs no record
-            for key, field, _ in self.CONTACT:
-                row[key] = values[field]
-        return rows
+        from app.models import Contact, DictionaryItem
+        from app.services.fields import customer_fields, display_text
+
+        table = self.view.datamodel.obj.__table__
+        mapper = sa_inspect(self.view.datamodel.obj)
+        specs = {s.key: s for s in customer_fields()}
+        wanted: list[str] = ["id", "kind_id"]  # table columns read, in SELECT order
+        sources, fixes = [], []  # per output column: its SELECT position; (position, fix) to apply
+
+        def position(column: str) -> int:
+            if column not in wanted:
+                wanted.append(column)
+            return wanted.index(column)
+
+        for i, col in enumerate(self.columns[:-len(self.CONTACT)]):
+            spec, rel = specs[col.key], mapper.relationships.get(col.key)
+            if spec.custom:
+                sources.append(position("extra"))
+                fixes.append((i, self._custom_cell(spec, display_text)))
+            elif rel is not None:
+                fk = next(iter(rel.local_columns)).key
+                pk = rel.mapper.primary_key[0].key
+                sources.append(position(fk))
+                fixes.append((i, {getattr(o, pk): str(o) for o in db.session.query(rel.mapper.class_)}.get))
+            else:
+                sources.append(position(col.key))
+        pick = itemgetter(*sources) if len(sources) > 1 else (lambda r: (r[sources[0]],))
+        kinds = {i.id: SimpleNamespace(kind=SimpleNamespace(code=i.code)) for i in
+                 db.session.query(DictionaryItem).filter(DictionaryItem.type_key == "customer_kind")}
+        none = SimpleNamespace(kind=None)
+        mask_customer = masking.list_masker("customer", [c.key for c in self.columns[:-len(self.CONTACT)]])
+        contact_fields = [field for _, field, _ in self.CONTACT]
+        mask_contact = masking.list_masker("contact", contact_fields)
+        no_contact = [None] * len(self.CONTACT)
+        contact_cols = [Contact.customer_id] + [getattr(Contact, f) for f in contact_fields]
+
+        stmt = query.with_entities(*(table.c[c] for c in wanted)).statement
+        result = db.session.connection().execute(stmt.execution_options(stream_results=True, yield_per=BATCH))
+        for part in result.partitions(BATCH):
+            first: dict[int, list] = {}
+            for cid, *values in db.session.execute(
+                    sa_select(*contact_cols).where(Contact.customer_id.in_([r[0] for r in part]))
+                    .order_by(Contact.customer_id, Contact.is_primary.desc(), Contact.id)):
+                if cid not in first:
+                    mask_contact(values)
+                    first[cid] = values
+            rows = []
+            for r in part:
+                row = list(pick(r))
+                for i, fix in fixes:
+                    row[i] = fix(row[i])
+                mask_customer(row, kinds.get(r[1], none))
+                row += first.get(r[0], no_contact)
+                rows.append(row)
+            yield rows
+
+    @staticmethod
+    def _custom_cell(spec, display_text) -> Callable[[Any], str]:
+        """An admin-defined field's cell from the ``extra`` dict: ``display_text`` of its value,
+        remembered per value (a choice's names are looked up once, not per row)."""
+        seen: dict = {}
+
+        def cell(extra):
+            value = (extra or {}).get(spec.key)
+            key = tuple(value) if isinstance(value, list) else value
+            if key not in seen:
+                seen[key] = display_text(spec, value)
+            return seen[key]
+        return cell
 
 
 def exporter_for(view) -> Exporter:
@@ -251,15 +290,7 @@ def exporter_for(view) -> Exporter:
 
 def _batches(view, args: MultiDict, exporter: Exporter) -> Iterator[list[list]]:
     datamodel, base, filters, order_column, direction = _query(view, args)
-    query = exporter.options(datamodel.apply_all(base, filters, order_column, direction))
-    batch: list = []
-    for item in query.yield_per(BATCH):
-        batch.append(item)
-        if len(batch) == BATCH:
-            yield exporter.rows(batch)
-            batch = []
-    if batch:
-        yield exporter.rows(batch)
+    return exporter.batches(datamodel.apply_all(base, filters, order_column, direction))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,12 +374,81 @@ WRITERS = {"xlsx": write_xlsx, "csv": write_csv}
 
 
 def write_export(view, fmt: str, args: MultiDict, path: str | Path,
-                 progress: Callable[[int], None] | None = None) -> int:
-    """Write the list ``view`` as the current user sees it, filtered and sorted by ``args``."""
+                 progress: Callable[[int], None] | None = None, total: int = 0) -> int:
+    """Write the list ``view`` as the current user sees it, filtered and sorted by ``args``.
+    ``total`` (the matching rows, when known) of CRM_EXPORT_FORK_ROWS or more: the rows are
+    read and built in a forked process while this one writes (see ``_read_ahead``)."""
     if fmt not in FORMATS:
         raise ExportRefused(gettext("Unknown export format \"%(fmt)s\": use xlsx or csv.", fmt=fmt))
     exporter = exporter_for(view)
-    return WRITERS[fmt](path, exporter.headers, _batches(view, args, exporter), progress, sheet=list_title(view))
+    batches = _batches(view, args, exporter)  # filters and sort checked here, rows read when iterated
+    if total >= int(current_app.config.get("CRM_EXPORT_FORK_ROWS", 50_000)) and hasattr(os, "fork"):
+        batches = _read_ahead(batches)
+    return WRITERS[fmt](path, exporter.headers, batches, progress, sheet=list_title(view))
+
+
+_READ_AHEAD = 8  # batches queued between the reading process and the writer (bounds memory)
+_inherited: list = []  # the parent's session in a forked reader: kept, never closed or collected
+
+
+def _read_ahead(batches: Iterator[list[list]]) -> Iterator[list[list]]:
+    """The same batches, produced by a forked process (database read, names, contacts, masking)
+    while this one writes the file: on two cores the export takes about the longer of the two
+    halves instead of their sum. A bounded queue keeps memory flat; the reader inherits the app
+    context, the user (scope, masking) and the language, and opens its own database
+    connections. An error or a killed reader fails the export; a failed writer stops the reader."""
+    import multiprocessing
+    import queue
+
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue(_READ_AHEAD)
+    reader = ctx.Process(target=_produce, args=(batches, q, os.getpid()), daemon=True)
+    reader.start()
+    try:
+        while True:
+            try:
+                batch = q.get(timeout=1)
+            except queue.Empty:
+                if not reader.is_alive():
+                    raise RuntimeError(f"export reader stopped (exit code {reader.exitcode})") from None
+                continue
+            if batch is None:
+                break
+            if isinstance(batch, BaseException):
+                raise batch
+            yield batch
+    finally:
+        if reader.is_alive():
+            reader.kill()
+        reader.join()
+        q.close()
+
+
+def _produce(batches: Iterator[list[list]], q, parent: int) -> None:
+    """In the forked reader: the parent's connections are left alone (its session is kept
+    unclosed, the pool forgotten without closing), a new session reads. Stops when the writer
+    is gone (a killed job leaves no reader behind)."""
+    import queue
+
+    _inherited.append(db.session())
+    db.engine.dispose(close=False)
+    db.session.registry.set(db.session.session_factory())
+
+    def put(item) -> None:
+        while True:
+            try:
+                return q.put(item, timeout=1)
+            except queue.Full:
+                if os.getppid() != parent:
+                    os._exit(1)
+    try:
+        for batch in batches:
+            put(batch)
+        put(None)
+    except BaseException as exc:  # noqa: BLE001 - reported to the writer, which fails the export
+        put(RuntimeError(f"{type(exc).__name__}: {exc}"))
+    q.close()
+    q.join_thread()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,7 +565,7 @@ def run_export_job(export_id: int) -> dict:
     try:
         with force_locale(_user_locale(user)):
             view = view_for(log.list_name)
-            rows = write_export(view, log.format, parse_args(log.filter), path, _progress_writer(log.id))
+            rows = write_export(view, log.format, parse_args(log.filter), path, _progress_writer(log.id), log.total or 0)
     except Exception as exc:
         path.unlink(missing_ok=True)
         _fail(log, exc)
@@ -487,7 +587,7 @@ def export_to_file(list_name: str, path: str | Path, user, args: MultiDict) -> A
         log = _new_log(view, fmt, args, user, "cli")
         log.total = count_rows(view, args)
         try:
-            _finish(log, write_export(view, fmt, args, path), Path(path))
+            _finish(log, write_export(view, fmt, args, path, total=log.total), Path(path))
         except Exception as exc:
             _fail(log, exc)
             raise
