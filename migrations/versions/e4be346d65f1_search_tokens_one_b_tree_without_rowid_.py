@@ -1,6 +1,7 @@
-"""search tokens: one B-tree (WITHOUT ROWID on SQLite), no customer_id index or foreign key
+"""search tokens: one B-tree (WITHOUT ROWID on SQLite), no customer_id index or foreign key;
+no index on crm_customer.owner_id alone (ix_crm_customer_owner_last_contact starts with it)
 
-The table is rebuilt (SQLite cannot change a table to WITHOUT ROWID in place) and its rows
+The token table is rebuilt (SQLite cannot change a table to WITHOUT ROWID in place) and its rows
 copied in primary-key order.
 
 Revision ID: e4be346d65f1
@@ -42,7 +43,11 @@ def _rebuild(old_shape: bool):
 
 def upgrade():
     _rebuild(old_shape=False)
+    with op.batch_alter_table('crm_customer', schema=None) as batch_op:
+        batch_op.drop_index('ix_crm_customer_owner_id')
 
 
 def downgrade():
+    with op.batch_alter_table('crm_customer', schema=None) as batch_op:
+        batch_op.create_index('ix_crm_customer_owner_id', ['owner_id'], unique=False)
     _rebuild(old_shape=True)
