@@ -471,8 +471,13 @@ def set_archived(customers: list[Customer], archived: bool) -> int:
 
 def reindex(only_missing: bool = True, batch: int = 2000) -> int:
     """(Re)build the search keys of customers (after the migration, or a bulk load that
-    bypassed the ORM) and contacts; returns how many customers were done."""
+    bypassed the ORM) and contacts; returns how many customers were done. A full run
+    (``only_missing=False``) also removes the tokens of customers that no longer exist."""
     from app.services.search_keys import pinyin_keys
+
+    if not only_missing:
+        tokens = CustomerToken.__table__
+        db.session.execute(tokens.delete().where(tokens.c.customer_id.notin_(select(Customer.id))))
 
     done, last = 0, 0
     while True:

@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from typing import Iterable
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 
 INITIALS_MARK = "^"
 _NOT_KEPT = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -73,19 +73,47 @@ def name_tokens(name: str | None, initials: str | None) -> set[str]:
     return tokens
 
 
-def write_tokens(connection, rows: Iterable[tuple[int, str | None, str | None]], fresh: bool = False) -> None:
-    """Replace the tokens of each (customer id, name, initials) through ``connection``."""
-    from app.models.search import CustomerToken
+def _pairs(rows: Iterable[tuple[int, str | None, str | None]]) -> list[tuple[str, int]]:
+    """(token, customer id) of each (customer id, name, initials), in the primary key's order when
+    the rows come in id order (a bulk write then walks the index's pages once instead of at
+    random): grouped by token, so only the distinct tokens are sorted."""
+    groups: dict[str, list[int]] = {}
+    for cid, name, initials in rows:
+        for t in name_tokens(name, initials):
+            groups.setdefault(t, []).append(cid)
+    return [(t, cid) for t in sorted(groups) for cid in groups[t]]
 
-    rows = list(rows)
-    table = CustomerToken.__table__
-    if not fresh:
-        connection.execute(delete(table).where(table.c.customer_id.in_([r[0] for r in rows])))
+
+def write_tokens(connection, rows: Iterable[tuple[int, str | None, str | None]], fresh: bool = False) -> None:
+    """Add the tokens of each (customer id, name, initials) through ``connection``. ``fresh``:
+    customers just inserted (no token yet: a plain bulk insert, COPY on PostgreSQL); otherwise
+    tokens already there are kept (insert-or-ignore). Tokens of a former name are removed by
+    ``drop_tokens`` with that name."""
+    from app.models.search import CustomerToken
     from app.services.bulk import insert_rows
 
-    # in the primary key's order: a bulk write then walks the index's pages once instead of at random
-    insert_rows(connection, table, ("token", "customer_id"),
-                sorted((t, cid) for cid, name, initials in rows for t in name_tokens(name, initials)))
+    table = CustomerToken.__table__
+    pairs = _pairs(rows)
+    if fresh or not pairs:
+        insert_rows(connection, table, ("token", "customer_id"), pairs)
+        return
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    connection.execute(insert(table).on_conflict_do_nothing(), [{"token": t, "customer_id": c} for t, c in pairs])
+
+
+def drop_tokens(connection, rows: Iterable[tuple[int, str | None, str | None]]) -> None:
+    """Remove the tokens of each (customer id, name, initials) as stored, by primary key (the
+    table has no index on customer_id: see CustomerToken)."""
+    from app.models.search import CustomerToken
+
+    table = CustomerToken.__table__
+    pairs = _pairs(rows)
+    if pairs:
+        connection.execute(delete(table).where(table.c.token == bindparam("t"), table.c.customer_id == bindparam("c")),
+                           [{"t": t, "c": c} for t, c in pairs])
 
 
 _INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x",
