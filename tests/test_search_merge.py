@@ -39,7 +39,8 @@ def merged(app):
                 ("contact", "乙贸易公司", f"{word}先生"),        # a contact's name only
                 ("both", f"丙{word}实业公司", f"{word}女士"),    # name and contact: found twice, shown once
                 ("noise", "鹳鹂丁公司", "赵六"),                # the common first piece, not the word
-            ] + [(f"filler{i}", f"鹳鹂填充{i}号公司", "") for i in range(6)]:
+            ] + [(f"filler{i}", f"鹳鹂填充{i}号公司", "") for i in range(6)] + \
+                    [(f"many{i}", f"鹳鹂批量{i}号公司", "") for i in range(51)]:
                 c = Customer(customer_no=next_number("customer"), name=name, owner_id=user.id,
                              department_id=user.department_id)
                 db.session.add(c)
@@ -62,8 +63,8 @@ def _search(client, **params):
     return resp.get_json()
 
 
-@pytest.fixture()
-def staff(app, merged):
+@pytest.fixture(scope="module")
+def staff(app, merged):  # one login for the module: logins are rate-limited
     client = app.test_client()
     assert login(client, merged[0], USER_PASSWORD).status_code == 302
     return client
@@ -105,8 +106,6 @@ def test_capped_search_says_n_plus_and_pages_on(app, staff, merged):
     try:
         first = _search(staff, q="鹳鹂填充", page_size=2)
         assert first["count"] == 3 and first["count_capped"] is True and first["ids"] == fillers[:2]
-        page = staff.get("/customersearch/", query_string={"q": "鹳鹂填充"}).get_data(as_text=True)
-        assert "3+" in page
         last = _search(staff, q="鹳鹂填充", page_size=2, page=2)  # past the cap: the count is exact again
         assert last["count"] == 6 and last["count_capped"] is False and last["ids"] == fillers[4:6]
     finally:
@@ -117,3 +116,24 @@ def test_default_cap_reads_1000_plus():
     from app.services.paging import CappedCount
 
     assert str(CappedCount(1000)) == "1,000+" and CappedCount(1000) == 1001
+
+
+def test_search_page_shows_its_page_at_once_and_asks_the_count_apart(app, staff, merged):
+    """More matches than a page: the page says "50+ (counting…)" and links the next page; the
+    count line it asks for says the exact count, or "N+" at the cap."""
+    page = staff.get("/customersearch/", query_string={"q": "鹳鹂批量"}).get_data(as_text=True)
+    assert "50+" in page and 'data-count-url="/customersearch/count?' in page and "page=1" in page
+    assert page.count("鹳鹂批量") >= 50
+    line = staff.get("/customersearch/count", query_string={"q": "鹳鹂批量"}).get_json()
+    assert line["count"] == 51 and line["count_capped"] is False and "51" in line["text"]
+    old = app.config["CRM_COUNT_CAP"]
+    app.config["CRM_COUNT_CAP"] = 20
+    try:
+        line = staff.get("/customersearch/count", query_string={"q": "鹳鹂批量"}).get_json()
+        assert line["count"] == 20 and line["count_capped"] is True and "20+" in line["text"]
+        last = staff.get("/customersearch/count", query_string={"q": "鹳鹂批量", "page": 1}).get_json()
+        assert last["count"] == 51 and last["count_capped"] is False, "past the cap the count reaches the end"
+    finally:
+        app.config["CRM_COUNT_CAP"] = old
+    few = staff.get("/customersearch/", query_string={"q": "鹳鹂填充"}).get_data(as_text=True)
+    assert "data-count-url" not in few, "a page holding every match counts them itself"

@@ -143,7 +143,7 @@ def _by_contact(match) -> tuple[Any, Any]:  # a semi-join: two contacts of one c
     return select(Customer.id).where(Customer.id.in_(select(Contact.customer_id).where(match))), Customer.id
 
 
-_PROBE = 20_000
+_PROBE = 5_000
 
 
 def _rarest(tokens: set[str]) -> str:
@@ -359,20 +359,34 @@ class SearchPage:
     rows: list[dict]  # display values (masked), plus "id"
 
 
-def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> SearchPage:
-    """One page of the customers matching ``query``, newest first, scoped and masked."""
+def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE, count: bool = True) -> SearchPage:
+    """One page of the customers matching ``query``, newest first, scoped and masked. Counted up
+    to the cap past the page (app/services/paging.py); with ``count=False`` only as far as the
+    page ("50+" says there is a next page: the search page asks ``count_matches`` apart)."""
     page_size = max(1, min(int(page_size or PAGE_SIZE), MAX_PAGE_SIZE))
     page = max(0, int(page or 0))
     clauses, tag_ids = _filter_parts(query)
-    offset, cap = page * page_size, count_cap()
-    ids = matching_ids(query.q, clauses, tag_ids, offset + max(cap, page_size) + 1)
-    # counted no further than the cap past the page (app/services/paging.py), like the lists
-    count = CappedCount(offset + cap) if len(ids) > offset + cap else len(ids)
+    offset = page * page_size
+    reach = max(count_cap(), page_size) if count else page_size
+    ids = matching_ids(query.q, clauses, tag_ids, offset + reach + 1)
     page_ids = ids[offset:offset + page_size]
     items = db.session.execute(select(Customer).where(Customer.id.in_(page_ids)).order_by(Customer.id.desc())
                                .options(*_row_loads())).unique().scalars().all() if page_ids else []
     columns = visible(RESULT_COLUMNS)
-    return SearchPage(count, page, page_size, columns, [_row(item, columns, query.q) for item in items])
+    return SearchPage(_capped(len(ids), offset + (count_cap() if count else page_size)), page, page_size, columns,
+                      [_row(item, columns, query.q) for item in items])
+
+
+def count_matches(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> int:
+    """How many customers ``query`` finds, counted no further than the cap past the page."""
+    page_size = max(1, min(int(page_size or PAGE_SIZE), MAX_PAGE_SIZE))
+    offset = max(0, int(page or 0)) * page_size
+    clauses, tag_ids = _filter_parts(query)
+    return _capped(len(matching_ids(query.q, clauses, tag_ids, offset + count_cap() + 1)), offset + count_cap())
+
+
+def _capped(found: int, shown: int) -> int:
+    return CappedCount(shown) if found > shown else found
 
 
 def tag_labels_load():
