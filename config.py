@@ -113,9 +113,9 @@ class Config:
     SMTP_URL = os.environ.get("SMTP_URL", "").strip() or None  # reminder e-mails; unset: logged
     CRM_MAIL_FROM = os.environ.get("CRM_MAIL_FROM") or None
     CRM_KEY_INFO_STALE_DAYS = int(os.environ.get("CRM_KEY_INFO_STALE_DAYS", "30"))
-    # Lists and search count matches up to this many past the page shown, then say "10,000+":
+    # Lists and search count matches up to this many past the page shown, then say "1,000+":
     # counting every row of a big table costs more than the page itself (app/services/paging.py).
-    CRM_COUNT_CAP = int(os.environ.get("CRM_COUNT_CAP", "10000"))
+    CRM_COUNT_CAP = int(os.environ.get("CRM_COUNT_CAP", "1000"))
     # Customer attachments: stored outside the database, random names (app/services/attachments.py).
     CRM_ATTACHMENT_DIR = os.environ.get("CRM_ATTACHMENT_DIR") or str(INSTANCE_DIR / "attachments")
     CRM_ATTACHMENT_MAX_MB = float(os.environ.get("CRM_ATTACHMENT_MAX_MB", "20"))

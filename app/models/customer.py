@@ -23,8 +23,11 @@ class Customer(AuditMixin, Model):
     # The list's sort by last contact (ORDER BY last_contact_at DESC, id DESC: these indexes read
     # backwards; PostgreSQL puts NULLs first there, as they do), for everyone and within one
     # owner's active customers (the staff scope; its capped count reads this index alone).
+    # (archived, id): the active customers in id order from the index alone (PostgreSQL's deep pages
+    # read their ids by an index-only scan; SQLite's index on archived holds the rowid anyway).
     __table_args__ = (Index("ix_crm_customer_last_contact_order", "last_contact_at", "id"),
-                      Index("ix_crm_customer_owner_last_contact", "owner_id", "archived", "last_contact_at", "id"))
+                      Index("ix_crm_customer_owner_last_contact", "owner_id", "archived", "last_contact_at", "id"),
+                      Index("ix_crm_customer_archived_id", "archived", "id"))
     id = Column(Integer, primary_key=True)
     customer_no = Column(String(40), unique=True, nullable=False)
     name = Column(String(200), nullable=False, index=True)
@@ -67,7 +70,7 @@ class Customer(AuditMixin, Model):
     department_id = Column(Integer, ForeignKey("crm_department.id"), index=True)
     department = relationship("Department")
     remark = Column(Text)
-    archived = Column(Boolean, nullable=False, default=False, index=True)
+    archived = Column(Boolean, nullable=False, default=False)  # indexed with id (__table_args__)
     # Values of the admin-defined fields (字段配置), keyed by CustomField.key; see app/services/fields.py
     extra = Column(JSON().with_variant(JSONB(), "postgresql"))
     contacts = relationship("Contact", back_populates="customer", cascade="all, delete-orphan")

@@ -1,5 +1,5 @@
 """Counting for big tables: lists and search count their matches only up to a cap past the page
-shown (CRM_COUNT_CAP, default 10,000), then say "10,000+". Counting every match of a filter
+shown (CRM_COUNT_CAP, default 1,000), then say "1,000+". Counting every match of a filter
 over 1,000,000 customers costs more than the page itself; the cap keeps the count an index
 range read of bounded length, while paging still works (the count reaches past the page)."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from app.extensions import db
 
 class CappedCount(int):
     """A count that stopped at ``shown``: the value (shown + 1) pages like "there is more"; the
-    text reads "10,000+"."""
+    text reads "1,000+"."""
 
     capped = True
 
@@ -31,7 +31,7 @@ class CappedCount(int):
 
 
 def count_cap() -> int:
-    return int(current_app.config.get("CRM_COUNT_CAP", 10_000))
+    return int(current_app.config.get("CRM_COUNT_CAP", 1_000))
 
 
 def capped_count(query, offset: int = 0) -> int:

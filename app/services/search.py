@@ -20,7 +20,7 @@ from typing import Any
 
 from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import and_, exists, func, not_, or_, select, union
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from app.extensions import db
 from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter, Tag
@@ -32,7 +32,7 @@ from app.services.dedupe import normalise_credit_code, normalise_phone
 from app.services.fields import (
     CHOICE_TYPES, FieldValueError, clean_value, customer_fields, extra_compare, extra_text, field_by_key,
 )
-from app.services.paging import capped_count
+from app.services.paging import CappedCount, count_cap
 from app.services.search_keys import _clean, pinyin_tokens, write_tokens
 
 OPERATORS = {"eq": _l("equals"), "ne": _l("not equal"), "contains": _l("contains"),
@@ -101,39 +101,86 @@ def _prefix(column, text: str):
     return and_(column >= text, column < text + "\uffff")
 
 
-def text_match_ids(q: str):
-    """A SELECT of customer ids matching the one-box text ``q``, or None for an empty box."""
+def _readings(q: str) -> list[tuple[Any, Any]]:
+    """Every reading of the one-box text ``q`` that can match, each as (a SELECT of customer ids,
+    the id column it reads along): a number, a phone, a credit code, a Chinese piece of the name,
+    pinyin, a contact's name. Each is an index read in id order on its own, so a page of the
+    newest matches stops early; readings that cannot match (digits have no name piece; Chinese
+    has no pinyin) are left out."""
     q = (q or "").strip()
-    if not q:
-        return None
     clean = _clean(q)
-    parts = [select(Customer.id).where(Customer.customer_no == q.upper())]
+    found = select(Customer.id)
+    readings = [(found.where(Customer.customer_no == q.upper()), Customer.id)]
     if clean.isdigit():
         if len(clean) == 4:
-            parts.append(select(Contact.customer_id).where(Contact.phone_last4 == clean))
+            readings.append(_by_contact(Contact.phone_last4 == clean))
         elif normalise_phone(q):
-            parts.append(select(Contact.customer_id).where(Contact.phone_key == normalise_phone(q)))
+            readings.append(_by_contact(Contact.phone_key == normalise_phone(q)))
     code = normalise_credit_code(q)
     if code and len(code) >= 15:
-        parts.append(select(Customer.id).where(Customer.credit_code == code))
-    if len(clean) >= 2:
-        like = f"%{_escape(clean)}%"
-        tokens = select(CustomerToken.customer_id).where(CustomerToken.token == clean[:2])
-        parts.append(select(Customer.id).where(Customer.id.in_(tokens),
-                                               func.lower(Customer.name).like(like, escape="\\")))
+        readings.append((found.where(Customer.credit_code == code), Customer.id))
+    if len(clean) >= 2:  # a name holding the text holds each of its pieces: read the rarest piece's customers
+        like = func.lower(Customer.name).like(f"%{_escape(clean)}%", escape="\\")
+        token, few = _rarest({clean[i:i + 2] for i in range(len(clean) - 1)})
+        # a rare piece's customers by their ids: PostgreSQL would otherwise scan customers in id order
+        # for a scope it misjudges (a supervisor's OR) instead of looking up these few
+        readings.append((found.where(Customer.id.in_(few), like), Customer.id) if few is not None
+                        else _by_token(token, like))
     elif clean:  # one character: no token; a scan, cut short by the page limit
-        parts.append(select(Customer.id).where(Customer.name.like(f"%{_escape(clean)}%", escape="\\")))
+        readings.append((found.where(Customer.name.like(f"%{_escape(clean)}%", escape="\\")), Customer.id))
     if clean.isascii() and clean.isalnum() and not clean.isdigit():  # pinyin, maybe with Latin letters or digits
         like = f"%{clean}%"
-        tokens = pinyin_tokens(clean)
-        if tokens:
-            parts.append(select(Customer.id).where(
-                Customer.id.in_(select(CustomerToken.customer_id).where(CustomerToken.token.in_(sorted(tokens)))),
-                or_(Customer.name_initials.like(like), Customer.name_pinyin.like(like))))
-        parts.append(select(Customer.id).where(_prefix(Customer.name_pinyin, clean)))
+        for token in sorted(pinyin_tokens(clean)):
+            readings.append(_by_token(token, or_(Customer.name_initials.like(like), Customer.name_pinyin.like(like))))
+        readings.append((found.where(_prefix(Customer.name_pinyin, clean)), Customer.id))
     if not clean.isdigit():
-        parts.append(select(Contact.customer_id).where(_prefix(Contact.name, q)))
-    return union(*parts)
+        readings.append(_by_contact(_prefix(Contact.name, q)))
+    return readings
+
+
+def _by_token(token: str, match) -> tuple[Any, Any]:
+    return (select(Customer.id).join(CustomerToken, CustomerToken.customer_id == Customer.id)
+            .where(CustomerToken.token == token, match), CustomerToken.customer_id)
+
+
+def _by_contact(match) -> tuple[Any, Any]:  # a semi-join: two contacts of one customer may match
+    return select(Customer.id).where(Customer.id.in_(select(Contact.customer_id).where(match))), Customer.id
+
+
+_PROBE = 5_000
+
+
+def _rarest(tokens: set[str]) -> tuple[str, list[int] | None]:
+    """The token carried by the fewest customers (each read only up to _PROBE ids: an index
+    range), with its customers' ids when they are fewer than _PROBE."""
+    sizes = {t: db.session.scalars(select(CustomerToken.customer_id).where(CustomerToken.token == t)
+                                   .limit(_PROBE)).all() for t in sorted(tokens)[:8]}
+    token = min(sizes, key=lambda t: (len(sizes[t]), t))
+    return token, sizes[token] if len(sizes[token]) < _PROBE else None
+
+
+def text_match_ids(q: str):
+    """A SELECT of customer ids matching the one-box text ``q``, or None for an empty box."""
+    if not (q or "").strip():
+        return None
+    return union(*(stmt for stmt, _order in _readings(q)))
+
+
+def matching_ids(q: str, clauses: list, tag_ids: list[int], limit: int) -> list[int]:
+    """The first ``limit`` ids (newest first) of customers meeting ``clauses``, carrying every
+    tag of ``tag_ids`` and matching the box text ``q`` in any reading: each reading read in id
+    order up to ``limit``, then merged (a customer found by two readings counts once). Fewer
+    than ``limit`` ids means every match was read."""
+    readings = _readings(q) if (q or "").strip() else [(select(Customer.id), Customer.id)]
+    found: set[int] = set()
+    for stmt, order in readings:
+        for tag_id in tag_ids:  # a join per tag: the tag index (tag_id, customer_id) read in id order
+            link = aliased(CustomerTag)
+            stmt = stmt.join(link, and_(link.customer_id == Customer.id, link.tag_id == tag_id))
+            if order is Customer.id:
+                order = link.customer_id
+        found.update(db.session.scalars(stmt.where(*clauses).order_by(order.desc()).limit(limit)))
+    return sorted(found, reverse=True)[:limit]
 
 
 def _escape(text: str) -> str:
@@ -273,18 +320,23 @@ def _tag_ids(labels: list[str], errors: list[str]) -> list[int]:
 
 def customer_filter(query: SearchQuery) -> list:
     """Every SQL condition of a query, row scope and "not archived" included."""
-    clauses = [Customer.archived.is_(False), row_clause(Customer)]
+    clauses, tag_ids = _filter_parts(query)
     ids = text_match_ids(query.q)
-    if ids is not None:
-        clauses.append(Customer.id.in_(ids))
+    clauses += [Customer.id.in_(ids)] if ids is not None else []
+    return clauses + [exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == t) for t in tag_ids]
+
+
+def _filter_parts(query: SearchQuery) -> tuple[list, list[int]]:
+    """The SQL conditions of a query but its box text and the tags it must carry, and the ids of
+    those tags (read as joins on the tag index by matching_ids)."""
+    clauses = [Customer.archived.is_(False), row_clause(Customer)]
     errors: list[str] = []
     for n, (key, op, raw) in enumerate(query.conditions, 1):
         try:
             clauses.append(condition_clause(key, op, raw, n))
         except SearchError as exc:
             errors += exc.errors
-    for tag_id in _tag_ids(query.tags_in, errors):
-        clauses.append(exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == tag_id))
+    tag_ids = _tag_ids(query.tags_in, errors)
     for tag_id in _tag_ids(query.tags_out, errors):
         clauses.append(not_(exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == tag_id)))
     if query.idle_months:
@@ -295,7 +347,7 @@ def customer_filter(query: SearchQuery) -> list:
         clauses.append(func.coalesce(Customer.last_contact_at, _NEVER) < since)
     if errors:
         raise SearchError(errors)
-    return clauses
+    return clauses, tag_ids
 
 
 _NEVER = datetime(1900, 1, 1)
@@ -303,23 +355,41 @@ _NEVER = datetime(1900, 1, 1)
 
 @dataclass
 class SearchPage:
-    count: int  # capped (app/services/paging.py): a CappedCount reads "10,000+"
+    count: int  # capped (app/services/paging.py): a CappedCount reads "1,000+"
     page: int
     page_size: int
     columns: list[str]
     rows: list[dict]  # display values (masked), plus "id"
 
 
-def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> SearchPage:
-    """One page of the customers matching ``query``, newest first, scoped and masked."""
+def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE, count: bool = True) -> SearchPage:
+    """One page of the customers matching ``query``, newest first, scoped and masked. Counted up
+    to the cap past the page (app/services/paging.py); with ``count=False`` only as far as the
+    page ("50+" says there is a next page: the search page asks ``count_matches`` apart)."""
     page_size = max(1, min(int(page_size or PAGE_SIZE), MAX_PAGE_SIZE))
     page = max(0, int(page or 0))
-    clauses = customer_filter(query)
-    count = capped_count(select(Customer.id).where(*clauses), page * page_size)
-    items = db.session.execute(select(Customer).where(*clauses).order_by(Customer.id.desc())
-                               .options(*_row_loads()).limit(page_size).offset(page * page_size)).scalars().all()
+    clauses, tag_ids = _filter_parts(query)
+    offset = page * page_size
+    reach = max(count_cap(), page_size) if count else page_size
+    ids = matching_ids(query.q, clauses, tag_ids, offset + reach + 1)
+    page_ids = ids[offset:offset + page_size]
+    items = db.session.execute(select(Customer).where(Customer.id.in_(page_ids)).order_by(Customer.id.desc())
+                               .options(*_row_loads())).unique().scalars().all() if page_ids else []
     columns = visible(RESULT_COLUMNS)
-    return SearchPage(count, page, page_size, columns, [_row(item, columns, query.q) for item in items])
+    return SearchPage(_capped(len(ids), offset + (count_cap() if count else page_size)), page, page_size, columns,
+                      [_row(item, columns, query.q) for item in items])
+
+
+def count_matches(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> int:
+    """How many customers ``query`` finds, counted no further than the cap past the page."""
+    page_size = max(1, min(int(page_size or PAGE_SIZE), MAX_PAGE_SIZE))
+    offset = max(0, int(page or 0)) * page_size
+    clauses, tag_ids = _filter_parts(query)
+    return _capped(len(matching_ids(query.q, clauses, tag_ids, offset + count_cap() + 1)), offset + count_cap())
+
+
+def _capped(found: int, shown: int) -> int:
+    return CappedCount(shown) if found > shown else found
 
 
 def tag_labels_load():
@@ -365,12 +435,9 @@ def _shown_contact(item: Customer, q: str):
 
 def lookup_customers(q: str, limit: int = LOOKUP_LIMIT) -> list[dict]:
     """At most ``limit`` customers in the user's scope (archived ones left out) for a picker."""
-    clauses = [Customer.archived.is_(False), row_clause(Customer)]
-    ids = text_match_ids(q)
-    if ids is not None:
-        clauses.append(Customer.id.in_(ids))
-    rows = db.session.execute(select(Customer.id, Customer.name, Customer.customer_no).where(*clauses)
-                              .order_by(Customer.id.desc()).limit(limit)).all()
+    ids = matching_ids(q, [Customer.archived.is_(False), row_clause(Customer)], [], limit)
+    rows = db.session.execute(select(Customer.id, Customer.name, Customer.customer_no).where(Customer.id.in_(ids))
+                              .order_by(Customer.id.desc())).all() if ids else []
     return [{"id": r.id, "text": f"{r.name} ({r.customer_no})", "name": r.name, "customer_no": r.customer_no}
             for r in rows]
 

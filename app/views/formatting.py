@@ -113,6 +113,13 @@ def capped_query(datamodel, filters=None, order_column="", order_direction="", p
     if not select_columns:
         keys = keys.with_entities(*sa_inspect(datamodel.obj).primary_key)
     count = capped_count(keys, (page or 0) * (page_size or 0))
+    pk = sa_inspect(datamodel.obj).primary_key
+    if page_size and not select_columns and len(pk) == 1:
+        # the page's ids first (a deep OFFSET then skips index entries, not whole rows), then its rows
+        ids = [r[0] for r in datamodel._apply_inner_all(query, filters, order_column, order_direction, page, page_size,
+                                                         aliases_mapping={}).with_entities(pk[0])]
+        found = {getattr(r, pk[0].key): r for r in query.filter(pk[0].in_(ids)).options(*loads)} if ids else {}
+        return count, [found[i] for i in ids if i in found]
     rows = datamodel.apply_all(query, filters, order_column, order_direction, page, page_size, select_columns,
                                outer_default_load).options(*loads).all()
     name = datamodel.obj.__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import flash, redirect, request, url_for
+from flask import flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import safe
@@ -62,6 +62,14 @@ def query_from_request() -> search.SearchQuery:
     return search.SearchQuery.from_args(args)
 
 
+def count_text(n: int, counting: bool = False) -> str:
+    """The search page's count line: "12 customer(s) found", "1,000+ … (counting stops here …)"."""
+    text = _("%(n)s customer(s) found", n=n)
+    if counting:
+        return text + " " + _("(counting…)")
+    return text + " " + _("(counting stops here: narrow the search for an exact count)") if is_capped(n) else text
+
+
 def query_url(query: search.SearchQuery, **extra) -> str:
     return url_for("CustomerSearchView.index") + "?" + urlencode({**query.as_dict(), **extra}, doseq=True)
 
@@ -70,7 +78,7 @@ class CustomerSearchView(BaseView):
     """检索: one box, condition rows, tags in/out, 'not contacted for N months', saved filters."""
     route_base = "/customersearch"
     default_view = "index"
-    method_permission_name = {"index": "list", "save": "list", "delete": "list"}
+    method_permission_name = {"index": "list", "count": "list", "save": "list", "delete": "list"}
     base_permissions = ["can_list"]
 
     @expose("/")
@@ -86,7 +94,7 @@ class CustomerSearchView(BaseView):
             query, errors = search.SearchQuery(q=request.args.get("q", "")), exc.errors
         if not errors and not query.is_empty():
             try:
-                result = search.search(query, page=page)
+                result = search.search(query, page=page, count=False)  # the count comes apart (count below)
             except search.SearchError as exc:
                 errors = exc.errors
         for message in errors:
@@ -97,7 +105,19 @@ class CustomerSearchView(BaseView):
             "crm/search.html", title=_("Search Customers"), query=query, result=result, rows=rows,
             fields=search.condition_fields(), operators=search.OPERATORS, ops_of=search.allowed_ops, labels=COLUMN_LABELS,
             tags=[t.label for t in _active_tags()], saved=saved, query_url=query_url,
-            query_json=query.as_dict())
+            query_json=query.as_dict(), count_text=count_text)
+
+    @expose("/count")
+    @has_access
+    def count(self):
+        """The count line of a search page, asked for by the page once it is shown: counting up to
+        the cap may read far when few customers match (a thin filter), the page need not wait."""
+        page = request.args.get("page", 0, type=int)
+        try:
+            n = search.count_matches(query_from_request(), page=page)
+        except search.SearchError as exc:
+            return jsonify(errors=exc.errors), 400
+        return jsonify(count=getattr(n, "shown", n), count_capped=is_capped(n), text=count_text(n))
 
     @expose("/save", methods=["POST"])
     @has_access
