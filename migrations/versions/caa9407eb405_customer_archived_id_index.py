@@ -2,7 +2,7 @@
 the ids of a deep list page (OFFSET 49,950) by an index-only scan (bench/bench_list.py)
 
 Revision ID: caa9407eb405
-Revises: af46cad52618
+Revises: e4be346d65f1
 Create Date: 2026-11-29 22:52:59.375880
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'caa9407eb405'
-down_revision = 'af46cad52618'
+down_revision = 'e4be346d65f1'
 branch_labels = None
 depends_on = None
 
