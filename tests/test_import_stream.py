@@ -106,3 +106,26 @@ def test_dry_run_of_several_chunks_saves_nothing_and_counts_all(app, tmp_path, s
     report = run_import(app, xlsx(tmp_path / "t.xlsx", rows), dry_run=True)
     assert (report["status"], report["rows_total"], report["rows_valid"], report["errors"]) == ("checked", 14, 14, [])
     assert count_prefix(app, prefix) == (0, 0)
+
+
+@pytest.mark.parametrize("date1904", [False, True])
+def test_big_workbooks_streamed_by_openpyxl_give_the_same_report(app, tmp_path, monkeypatch, date1904):
+    """Workbooks whose sheets unpack beyond CRM_IMPORT_CALAMINE_MAX_MB are read by openpyxl's
+    streaming reader: title rows, blank rows, date cells and serial numbers (1904 too), numbers
+    as phones, leading zeros, formulas as text and bad cells come out as calamine reads them."""
+    from datetime import date
+
+    mobile = phones(3)
+    rows = [["2024 客户名单"], [None], ["客户名称", "首次接触时间", "手机", "累计交易金额", "邮箱", "备注", None],
+            [uniq("流式读"), date(2024, 5, 1), int(mobile[0]), 1200.5, "a@example.com", "007"],
+            [None],
+            [uniq("流式读"), 43951, mobile[1], "12万", "坏邮箱", "=1+1"],
+            [uniq("流式读"), "2024-13-45", "1380000", "一千", None, 42],
+            [None, date(2023, 1, 2), mobile[2], 5, None, None]]
+    path = xlsx(tmp_path / "b.xlsx", rows, date1904=date1904)
+    by_calamine = run_import(app, path, dry_run=True)
+    monkeypatch.setitem(app.config, "CRM_IMPORT_CALAMINE_MAX_MB", 1e-6)
+    streamed = run_import(app, path, dry_run=True)
+    assert codes(streamed) == [(6, "邮箱", "bad_email"), (7, "首次接触时间", "bad_date"), (7, "手机", "bad_phone"),
+                               (7, "累计交易金额", "bad_money"), (8, "客户名称", "required")]
+    assert {**streamed, "batch": None} == {**by_calamine, "batch": None}
