@@ -2,10 +2,12 @@
 ``flask crm import customers``, so all three give the same result and the same report.
 
 A batch goes: stored upload (size and zip-bomb checks before parsing) -> read (.xlsx through
-calamine, .csv in UTF-8 / UTF-8 with BOM / GB18030, detected) -> header row found -> columns
-mapped (Chinese or English labels and synonyms of app/services/fields.py, or a saved template)
--> every row validated before anything is written -> saved in ONE transaction (bulk inserts,
-numbers allocated in blocks, set-based duplicate checks) together with the batch's final state.
+calamine, or openpyxl's streaming reader for huge sheets; .csv in UTF-8 / UTF-8 with BOM /
+GB18030, detected) -> header row found -> columns mapped (Chinese or English labels and synonyms of app/services/fields.py, or a saved template)
+-> rows streamed a chunk at a time: validated, then (unless dry run, and in mode all only while no
+error was found) saved, all in ONE transaction (bulk inserts, numbers allocated in blocks,
+set-based duplicate checks) committed with the batch's final state, or rolled back when mode all
+found an error.
 
 So a worker that dies mid-import leaves nothing visible, and running the batch again is safe:
 its state is in the database, and a batch already done answers its stored report. Problems are
@@ -283,10 +285,6 @@ def _data_rows(numbered: Iterator[tuple[int, list[Any]]], headers: list[str]) ->
             last = max((i for i in range(width, len(row)) if not _blank(row[i])), default=-1)
             headers.extend([""] * (last + 1 - width))
         yield n, row
-
-
-def _cell(row: list[Any], i: int) -> Any:
-    return row[i] if i < len(row) else None
 
 
 def _header_index(numbered: list[tuple[int, list[Any]]]) -> int:
@@ -769,13 +767,6 @@ def chunks(rows: Iterator[tuple[int, list[Any]]], size: int | None = None) -> It
         yield part
 
 
-def validate(sheet: Sheet, mapping: list[str | None], user, update_by: str | None) -> list[Row]:
-    """Every row of a sheet parsed and checked, all held at once (small sheets; imports stream
-    through Checker)."""
-    checker = Checker(sheet, mapping, user, update_by)
-    return [r for part in chunks(sheet.rows) for r in checker.check(part)]
-
-
 def _is_person(r: Row) -> bool:
     kind = r.values.get("kind")
     return getattr(kind, "code", None) == PERSON_KIND
@@ -1160,6 +1151,7 @@ def _run(batch: ImportBatch, user) -> dict:
                     raise Cancelled()
                 total += len(part)
                 if len(sheet.headers) > width and not file_errors:  # a value right of the header
+                    width = len(sheet.headers)
                     mapping = apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None)
                     file_errors = mapping_problems(sheet, mapping, user, batch.update_by)
                 if file_errors:  # nothing is checked or saved; the rows are only counted
