@@ -3,8 +3,8 @@
 
 A batch goes: stored upload (size and zip-bomb checks before parsing) -> read (.xlsx through
 calamine, or openpyxl's streaming reader for huge sheets; .csv in UTF-8 / UTF-8 with BOM /
-GB18030, detected) -> header row found -> columns mapped (Chinese or English labels and synonyms of app/services/fields.py, or a saved template)
--> rows streamed a chunk at a time: validated, then (unless dry run, and in mode all only while no
+GB18030, detected) -> header row found -> columns mapped (Chinese or English labels and
+synonyms of app/services/fields.py, or a saved template) -> rows streamed a chunk at a time: validated, then (unless dry run, and in mode all only while no
 error was found) saved, all in ONE transaction (bulk inserts, numbers allocated in blocks,
 set-based duplicate checks) committed with the batch's final state, or rolled back when mode all
 found an error.
