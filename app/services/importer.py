@@ -4,10 +4,10 @@
 A batch goes: stored upload (size and zip-bomb checks before parsing) -> read (.xlsx through
 calamine, or openpyxl's streaming reader for huge sheets; .csv in UTF-8 / UTF-8 with BOM /
 GB18030, detected) -> header row found -> columns mapped (Chinese or English labels and
-synonyms of app/services/fields.py, or a saved template) -> rows streamed a chunk at a time: validated, then (unless dry run, and in mode all only while no
-error was found) saved, all in ONE transaction (bulk inserts, numbers allocated in blocks,
-set-based duplicate checks) committed with the batch's final state, or rolled back when mode all
-found an error.
+synonyms of app/services/fields.py, or a saved template) -> rows streamed a chunk at a time:
+validated, then (unless dry run, and in mode all only while no error was found) saved, all in
+ONE transaction (bulk inserts, numbers allocated in blocks, set-based duplicate checks)
+committed with the batch's final state, or rolled back when mode all found an error.
 
 So a worker that dies mid-import leaves nothing visible, and running the batch again is safe:
 its state is in the database, and a batch already done answers its stored report. Problems are
