@@ -190,15 +190,15 @@ def _csv_encoding(path: Path) -> str:
 
 def _read_csv(path: Path) -> tuple[Iterator[list[Any]], int]:
     """The rows, read as they are needed; and the rows' estimated count (by bytes)."""
-    fh = open(path, encoding=_csv_encoding(path), newline="")
+    encoding = _csv_encoding(path)
+    fh = open(path, encoding=encoding, newline="")
     head = fh.read(8192)
     try:
         dialect = csv.Sniffer().sniff(head, delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
     fh.seek(0)
-    lines = max(1, head.count("\n")) if len(head) == 8192 else 0
-    estimate = int(path.stat().st_size * lines / len(head.encode())) if lines else head.count("\n")
+    estimate = path.stat().st_size * head.count("\n") // max(1, len(head.encode(encoding)))
 
     def rows() -> Iterator[list[Any]]:
         with fh:
@@ -225,7 +225,7 @@ def _read_xlsx(path: Path, sheet: str | None) -> tuple[Iterator[list[Any]], bool
         unpacked = sum(i.file_size for i in zf.infolist()
                        if i.filename.startswith("xl/worksheets/") or i.filename == "xl/sharedStrings.xml")
     if unpacked > _limit("CRM_IMPORT_CALAMINE_MAX_MB", 200):
-        return (*_stream_xlsx(path, sheet, date1904),)
+        return _stream_xlsx(path, sheet, date1904)
     ws = wb.get_sheet_by_name(sheet) if sheet else wb.get_sheet_by_index(0)
     # iter_rows: one Python row at a time (never the whole grid as lists); its rows start at the
     # sheet's first row but its columns at the first used column, which the padding puts back
