@@ -135,6 +135,11 @@ class Config:
     # A running import beats every few seconds; one silent for CRM_IMPORT_STALE_SECONDS (or whose RQ
     # job failed) has lost its worker and may be retried. Uploads are deleted CRM_IMPORT_KEEP_DAYS
     # days after their batch ended (periodic job import_cleanup).
+    # Imports stream: rows are read, checked and saved this many at a time (memory holds one chunk).
+    CRM_IMPORT_CHUNK_ROWS = int(os.environ.get("CRM_IMPORT_CHUNK_ROWS", "2000"))
+    # .xlsx whose sheets unpack beyond this (MB) are read by openpyxl's streaming reader: slower,
+    # but calamine would hold the whole sheet in memory (about as much as its unpacked XML).
+    CRM_IMPORT_CALAMINE_MAX_MB = float(os.environ.get("CRM_IMPORT_CALAMINE_MAX_MB", "200"))
     CRM_IMPORT_STALE_SECONDS = float(os.environ.get("CRM_IMPORT_STALE_SECONDS", "60"))
     CRM_IMPORT_KEEP_DAYS = float(os.environ.get("CRM_IMPORT_KEEP_DAYS", "30"))
 

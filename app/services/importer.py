@@ -2,10 +2,12 @@
 ``flask crm import customers``, so all three give the same result and the same report.
 
 A batch goes: stored upload (size and zip-bomb checks before parsing) -> read (.xlsx through
-calamine, .csv in UTF-8 / UTF-8 with BOM / GB18030, detected) -> header row found -> columns
-mapped (Chinese or English labels and synonyms of app/services/fields.py, or a saved template)
--> every row validated before anything is written -> saved in ONE transaction (bulk inserts,
-numbers allocated in blocks, set-based duplicate checks) together with the batch's final state.
+calamine, or openpyxl's streaming reader for huge sheets; .csv in UTF-8 / UTF-8 with BOM /
+GB18030, detected) -> header row found -> columns mapped (Chinese or English labels and
+synonyms of app/services/fields.py, or a saved template) -> rows streamed a chunk at a time:
+validated, then (unless dry run, and in mode all only while no error was found) saved, all in
+ONE transaction (bulk inserts, numbers allocated in blocks, set-based duplicate checks)
+committed with the batch's final state, or rolled back when mode all found an error.
 
 So a worker that dies mid-import leaves nothing visible, and running the batch again is safe:
 its state is in the database, and a batch already done answers its stored report. Problems are
@@ -17,6 +19,7 @@ import csv
 import difflib
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -142,85 +145,146 @@ def _check_zip(path: Path) -> None:
 
 @dataclass
 class Sheet:
+    """A sheet's header and its data rows, streamed: ``rows`` yields (sheet row number, cells) once,
+    blank rows left out, each row at least as wide as the header. A value right of the header's
+    last column widens ``headers`` (with blank headers) as it is read, so such a column is still
+    reported, never dropped. ``estimate``: about how many data rows there are (progress bar)."""
     headers: list[str]
-    header_row: int  # the sheet's own row number (1-based)
-    rows: list[tuple[int, list[Any]]]  # (sheet row number, raw cells), blank rows left out
+    header_row: int
+    rows: Iterator[tuple[int, list[Any]]]
     date1904: bool = False
     name: str | None = None
+    estimate: int = 0
 
 
 def _blank(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
 
-def decode_csv(raw: bytes) -> str:
-    """UTF-8 with or without BOM, else GB18030 (a superset of GBK and GB2312)."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("gb18030")
-    except UnicodeDecodeError:
-        raise ImportRefused("bad_file", N_("The CSV file is neither UTF-8 nor GBK/GB18030 text.")) from None
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 with or without BOM, else GB18030 (a superset of GBK and GB2312): the whole file is
+    checked by incremental decoders (1 MB at a time, no text kept), before any row is read."""
+    import codecs
+
+    with open(path, "rb") as fh:
+        bom = fh.read(3) == b"\xef\xbb\xbf"
+        fh.seek(0)
+        decoders = {enc: codecs.getincrementaldecoder(enc)() for enc in ("utf-8-sig", "gb18030")}
+        while chunk := fh.read(1 << 20):
+            for enc, dec in list(decoders.items()):
+                try:
+                    dec.decode(chunk)
+                except UnicodeDecodeError:
+                    del decoders[enc]
+            if not decoders:
+                break
+    for enc, dec in decoders.items():
+        try:
+            dec.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        if enc == "utf-8-sig" or not bom:
+            return enc
+    raise ImportRefused("bad_file", N_("The CSV file is neither UTF-8 nor GBK/GB18030 text."))
 
 
-def _read_csv(path: Path) -> list[list[Any]]:
-    text = decode_csv(path.read_bytes())
+def _read_csv(path: Path) -> tuple[Iterator[list[Any]], int]:
+    """The rows, read as they are needed; and the rows' estimated count (by bytes)."""
+    encoding = _csv_encoding(path)
+    fh = open(path, encoding=encoding, newline="")
+    head = fh.read(8192)
     try:
-        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+        dialect = csv.Sniffer().sniff(head, delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    return [row for row in csv.reader(io.StringIO(text), dialect)]
+    fh.seek(0)
+    estimate = path.stat().st_size * head.count("\n") // max(1, len(head.encode(encoding)))
+
+    def rows() -> Iterator[list[Any]]:
+        with fh:
+            yield from csv.reader(fh, dialect)
+
+    return rows(), estimate
 
 
-def _read_xlsx(path: Path, sheet: str | None) -> tuple[list[list[Any]], bool, str]:
+def _read_xlsx(path: Path, sheet: str | None) -> tuple[Iterator[list[Any]], bool, str, int]:
     from python_calamine import CalamineWorkbook
 
     try:
         wb = CalamineWorkbook.from_path(str(path))
     except Exception:  # noqa: BLE001  (calamine raises its own error types)
         raise ImportRefused("bad_file", N_("The file is not a valid .xlsx workbook.")) from None
-    if sheet:
-        if sheet not in wb.sheet_names:
-            raise ImportRefused("bad_sheet", N_("The workbook has no sheet '%(sheet)s' (sheets: %(names)s)."),
-                                sheet=sheet, names=", ".join(wb.sheet_names))
-        ws = wb.get_sheet_by_name(sheet)
-    else:
-        ws = wb.get_sheet_by_index(0)
+    if sheet and sheet not in wb.sheet_names:
+        raise ImportRefused("bad_sheet", N_("The workbook has no sheet '%(sheet)s' (sheets: %(names)s)."),
+                            sheet=sheet, names=", ".join(wb.sheet_names))
     with zipfile.ZipFile(path) as zf:  # raw serial numbers in date columns need the workbook's epoch
         try:
             date1904 = bool(re.search(rb'date1904="(1|true)"', zf.read("xl/workbook.xml")))
         except KeyError:
             date1904 = False
-    return ws.to_python(skip_empty_area=False), date1904, ws.name
+        unpacked = sum(i.file_size for i in zf.infolist()
+                       if i.filename.startswith("xl/worksheets/") or i.filename == "xl/sharedStrings.xml")
+    if unpacked > _limit("CRM_IMPORT_CALAMINE_MAX_MB", 200):
+        return _stream_xlsx(path, sheet, date1904)
+    ws = wb.get_sheet_by_name(sheet) if sheet else wb.get_sheet_by_index(0)
+    # iter_rows: one Python row at a time (never the whole grid as lists); its rows start at the
+    # sheet's first row but its columns at the first used column, which the padding puts back
+    pad = [""] * (ws.start[1] if ws.start else 0)
+    rows = (pad + row for row in ws.iter_rows()) if pad else ws.iter_rows()
+    return rows, date1904, ws.name, ws.end[0] + 1 if ws.end else 0
+
+
+def _stream_xlsx(path: Path, sheet: str | None, date1904: bool) -> tuple[Iterator[Any], bool, str, int]:
+    """A big workbook's rows through openpyxl's read-only reader, parsed from the zip as they
+    are needed: calamine holds a whole sheet in memory (about 1 GB for 1,000,000 rows of 16
+    columns). Values come out alike (dates as datetimes in the workbook's own epoch, numbers,
+    text); text_of and the checks treat 5 and 5.0, None and "" the same."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    ws = wb[sheet] if sheet else wb.worksheets[0]
+    estimate = ws.max_row or 0  # from the sheet's <dimension>, read before the rows
+    ws.reset_dimensions()  # then rows as they are in the file, even where <dimension> is wrong
+
+    def rows() -> Iterator[Any]:
+        try:
+            yield from ws.iter_rows(values_only=True)
+        finally:
+            wb.close()
+
+    return rows(), date1904, ws.title, estimate
 
 
 def read_sheet(path: Path | str, file_name: str, sheet: str | None = None) -> Sheet:
+    """The header (found among the first 10 non-blank rows) read now; the data rows as they stream."""
     path = Path(path)
     if Path(file_name).suffix.lower() == ".csv":
-        grid, date1904, name = _read_csv(path), False, None
+        (grid, estimate), date1904, name = _read_csv(path), False, None
     else:
-        grid, date1904, name = _read_xlsx(path, sheet)
-    numbered = [(i + 1, row) for i, row in enumerate(grid) if not all(_blank(v) for v in row)]
-    if not numbered:
+        grid, date1904, name, estimate = _read_xlsx(path, sheet)
+    numbered = ((i, row) for i, row in enumerate(grid, 1) if not all(_blank(v) for v in row))
+    head = list(itertools.islice(numbered, 10))
+    if not head:
         raise ImportRefused("no_header", N_("The file holds no data."))
-    h = _header_index(numbered)
-    header_row, cells = numbered[h]
-    data = numbered[h + 1:]
-    width = max([len(cells)] + [len(r) for _, r in data])
-    # trailing columns empty in the header and in every row are ignored; others are kept (and reported)
-    while width and _blank(_cell(cells, width - 1)) and all(_blank(_cell(r, width - 1)) for _, r in data):
-        width -= 1
-    headers = [text_of(_cell(cells, i)) for i in range(width)]
-    return Sheet(headers, header_row, [(n, list(r[:width]) + [None] * (width - len(r))) for n, r in data],
-                 date1904, name)
+    h = _header_index(head)
+    header_row, cells = head[h]
+    width = len(cells)
+    while width and _blank(cells[width - 1]):
+        width -= 1  # trailing empty columns are ignored (unless a row has a value there)
+    headers = [text_of(c) for c in cells[:width]]
+    return Sheet(headers, header_row, _data_rows(itertools.chain(head[h + 1:], numbered), headers), date1904, name,
+                 max(0, estimate - header_row))
 
 
-def _cell(row: list[Any], i: int) -> Any:
-    return row[i] if i < len(row) else None
+def _data_rows(numbered: Iterator[tuple[int, list[Any]]], headers: list[str]) -> Iterator[tuple[int, list[Any]]]:
+    for n, row in numbered:
+        width = len(headers)
+        if len(row) < width:
+            row = list(row) + [None] * (width - len(row))
+        elif len(row) > width:
+            last = max((i for i in range(width, len(row)) if not _blank(row[i])), default=-1)
+            headers.extend([""] * (last + 1 - width))
+        yield n, row
 
 
 def _header_index(numbered: list[tuple[int, list[Any]]]) -> int:
@@ -650,19 +714,29 @@ def mapping_problems(sheet: Sheet, mapping: list[str | None], user, update_by: s
     return out
 
 
-def validate(sheet: Sheet, mapping: list[str | None], user, update_by: str | None,
-             progress=lambda **kw: None) -> list[Row]:
-    """Parse and check every row (nothing is written). Each Row carries its own errors."""
-    specs = {s.key: s for s in importable_fields()}
-    cols = [(i, specs[k]) for i, k in enumerate(mapping) if k in specs]
-    lookups = Lookups([s for _, s in cols])
-    rows = [Row(row_no, cells) for row_no, cells in sheet.rows]
-    for start in range(0, len(rows), CHUNK):  # column by column through each chunk
-        part = rows[start:start + CHUNK]
-        for i, spec in cols:
-            header, key, required = sheet.headers[i], spec.key, spec.required and update_by is None
-            column = [r.cells[i] for r in part]
-            for r, v, parsed in zip(part, column, parse_column(spec, header, column, lookups, sheet.date1904)):
+class Checker:
+    """Parses and checks rows a chunk at a time (nothing is written), keeping across chunks only
+    what the checks across rows need: the lookups, and per duplicate key (normalised name, credit
+    code, phone) the row number of its first row in the file. Each Row carries its own errors.
+    ``batch_id``: customers this batch already saved (earlier chunks, same transaction) are not
+    "existing" ones: a row repeating them is a duplicate inside the file."""
+
+    def __init__(self, sheet: Sheet, mapping: list[str | None], user, update_by: str | None,
+                 batch_id: int | None = None):
+        specs = {s.key: s for s in importable_fields()}
+        self.headers, self.date1904, self.user, self.update_by, self.batch_id = (
+            sheet.headers, sheet.date1904, user, update_by, batch_id)
+        self.cols = [(i, specs[k]) for i, k in enumerate(mapping) if k in specs]
+        self.col_of = {spec.key: (i, sheet.headers[i]) for i, spec in self.cols}
+        self.lookups = Lookups([s for _, s in self.cols])
+        self.first: dict[str, dict[str, int]] = {"name": {}, "credit_code": {}, "phone": {}}
+
+    def check(self, part: list[tuple[int, list[Any]]]) -> list[Row]:
+        rows = [Row(row_no, cells) for row_no, cells in part]
+        for i, spec in self.cols:  # column by column through the chunk
+            header, key, required = self.headers[i], spec.key, spec.required and self.update_by is None
+            column = [r.cells[i] for r in rows]
+            for r, v, parsed in zip(rows, column, parse_column(spec, header, column, self.lookups, self.date1904)):
                 if parsed is BLANK:
                     if required:
                         r.errors.append(_err(r.row, i, header, v, Problem(
@@ -671,14 +745,26 @@ def validate(sheet: Sheet, mapping: list[str | None], user, update_by: str | Non
                     r.errors.append(_err(r.row, i, header, v, parsed))
                 else:
                     r.values[key] = parsed
-        progress(validated=start + len(part))
-    col_of = {spec.key: (i, sheet.headers[i]) for i, spec in cols}
-    _check_credit_codes(rows, col_of)
-    _match_targets(rows, col_of, user, update_by)
-    _check_scope(rows, col_of, user)
-    _check_duplicates(rows, col_of)
-    progress(validated=len(rows))
-    return rows
+        _check_credit_codes(rows, self.col_of)
+        _match_targets(rows, self.col_of, self.user, self.update_by, self.saved_here)
+        _check_scope(rows, self.col_of, self.user)
+        _check_duplicates(rows, self.col_of, self.first, self.saved_here)
+        return rows
+
+    def saved_here(self, ids: set[int]) -> set[int]:
+        """Which of these customers this batch created (rare: only keys found again are asked)."""
+        if not ids or self.batch_id is None:
+            return set()
+        return set(db.session.execute(select(ImportItem.customer_id).where(
+            ImportItem.batch_id == self.batch_id, ImportItem.action == "create",
+            ImportItem.customer_id.in_(ids))).scalars())
+
+
+def chunks(rows: Iterator[tuple[int, list[Any]]], size: int | None = None) -> Iterator[list[tuple[int, list[Any]]]]:
+    """A sheet's streamed rows in lists of ``size`` (CRM_IMPORT_CHUNK_ROWS, default CHUNK)."""
+    size = size or int(current_app.config.get("CRM_IMPORT_CHUNK_ROWS") or CHUNK)
+    while part := list(itertools.islice(rows, size)):
+        yield part
 
 
 def _is_person(r: Row) -> bool:
@@ -702,9 +788,10 @@ def _check_credit_codes(rows: list[Row], col_of) -> None:
         r.values["credit_code"] = code
 
 
-def _match_targets(rows: list[Row], col_of, user, update_by: str | None) -> None:
+def _match_targets(rows: list[Row], col_of, user, update_by: str | None, saved_here) -> None:
     """With update-by: rows whose customer no. / credit code exists update that customer (which
-    must lie in the importer's row scope); other rows are created."""
+    must lie in the importer's row scope); other rows are created (also those matching only a
+    customer created by this batch: ``saved_here`` tells them)."""
     if not update_by:
         return
     i, header = col_of[update_by]
@@ -717,6 +804,8 @@ def _match_targets(rows: list[Row], col_of, user, update_by: str | None) -> None
         for key, cid, visible in db.session.execute(
                 select(column, Customer.id, scope).where(column.in_(chunk))):
             found[key] = (cid, bool(visible))
+    ours = saved_here({cid for cid, _ in found.values()})
+    found = {k: v for k, v in found.items() if v[0] not in ours}
     for r in rows:
         key = r.values.get(update_by)
         if key in found:
@@ -751,9 +840,10 @@ def _check_scope(rows: list[Row], col_of, user) -> None:
                 "out_of_scope", N_("You may only import customers you (or your department) own."), {})))
 
 
-def _check_duplicates(rows: list[Row], col_of) -> None:
+def _check_duplicates(rows: list[Row], col_of, first: dict[str, dict[str, int]], saved_here) -> None:
     """One customer, one file: the keys of app/services/dedupe.py, inside the file (a later row
-    repeating an earlier one) and against stored customers (one IN query per chunk of keys)."""
+    repeating an earlier one: ``first`` holds each key's first row number, across chunks) and
+    against stored customers (one IN query per chunk of keys; not those this batch created)."""
     keyed: list[tuple[Row, str, str, int | None, str]] = []  # (row, kind, key, col, header)
     for r in rows:
         if r.values.get("name") and not _is_person(r):
@@ -763,20 +853,20 @@ def _check_duplicates(rows: list[Row], col_of) -> None:
             keyed.append((r, "credit_code", r.values["credit_code"], *col_of["credit_code"]))
         if r.values.get("contact_phone"):
             keyed.append((r, "phone", normalise_phone(r.values["contact_phone"]), *col_of["contact_phone"]))
-    first: dict[tuple[str, str], Row] = {}
     for r, kind, key, i, header in keyed:
         if not key:
             continue
-        earlier = first.setdefault((kind, key), r)
-        if earlier is not r:
+        earlier = first[kind].setdefault(key, r.row)
+        if earlier != r.row:
             r.errors.append(_err(r.row, i, header, r.cells[i], Problem(
-                "duplicate_in_file", N_("Same customer as row %(row)s of this file."), {"row": earlier.row})))
+                "duplicate_in_file", N_("Same customer as row %(row)s of this file."), {"row": earlier})))
     stored = existing_keys([k for _, kind, k, _, _ in keyed if kind == "name"],
                            [k for _, kind, k, _, _ in keyed if kind == "credit_code"],
                            [k for _, kind, k, _, _ in keyed if kind == "phone"])
+    ours = saved_here({cid for hits in stored.values() for found in hits.values() for cid, _, _ in found})
     for r, kind, key, i, header in keyed:
         for cid, no, name in stored[kind].get(key, []):
-            if cid != r.target_id:
+            if cid != r.target_id and cid not in ours:
                 r.errors.append(_err(r.row, i, header, r.cells[i], Problem(
                     "duplicate_existing", N_("Duplicate of existing customer %(no)s %(name)s"), {"no": no, "name": name})))
                 break
@@ -996,8 +1086,18 @@ def create_batch(stream: BinaryIO, file_name: str, user, *, sheet: str | None = 
 
 
 def batch_sheet(batch: ImportBatch) -> tuple[Sheet, list[str | None]]:
+    """The batch's sheet (rows still to stream) and its mapping for the header as read so far."""
     sheet = read_sheet(batch.file_path, batch.file_name, batch.sheet)
     return sheet, apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None)
+
+
+def preview(batch: ImportBatch, samples: int = 3) -> tuple[Sheet, list[str | None], list[list[str]], int]:
+    """What the wizard's mapping page shows: the sheet with every column (the whole file streamed
+    through once, one row at a time), the mapping, the first rows as text and the data rows' count."""
+    sheet, _ = batch_sheet(batch)
+    first = [[text_of(c) for c in cells] for _, cells in itertools.islice(sheet.rows, samples)]
+    count = len(first) + sum(1 for _ in sheet.rows)
+    return sheet, apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None), first, count
 
 
 def run_batch(batch_id: int, dry_run: bool | None = None) -> dict:
@@ -1019,6 +1119,11 @@ def run_batch(batch_id: int, dry_run: bool | None = None) -> dict:
 
 
 def _run(batch: ImportBatch, user) -> dict:
+    """One pass over the streamed file, a chunk at a time: read, check, and (unless dry run) save
+    the chunk's valid rows at once, all inside the run's single transaction, committed only at the
+    end with the batch's final state. In mode all, the first error stops the saving (the checks go
+    on, for the report) and the end rolls back what was saved; a dry run saves nothing. So memory
+    holds one chunk, the keys of the duplicate check and the errors, whatever the file's size."""
     batch_id = batch.id
 
     def progress(**kw):
@@ -1033,31 +1138,60 @@ def _run(batch: ImportBatch, user) -> dict:
                 sheet, mapping = batch_sheet(batch)
             except ImportRefused as exc:
                 return _finish(batch, "rejected", [exc.as_error()], 0, 0, 0, 0)
-            progress(phase="validating", read=len(sheet.rows), total=len(sheet.rows))
+            progress(phase="validating", total=sheet.estimate)
+            width = len(sheet.headers)
             file_errors = mapping_problems(sheet, mapping, user, batch.update_by)
-            rows = validate(sheet, mapping, user, batch.update_by, progress) if not file_errors else []
+            checker = Checker(sheet, mapping, user, batch.update_by, batch.id)
+            specs = {s.key: s for s in importable_fields()}
+            saving, claimed = not batch.dry_run, False
+            errors: list[dict] = []
+            total = valid = created = updated = 0
+            for part in chunks(sheet.rows):
+                if cancelled():
+                    raise Cancelled()
+                total += len(part)
+                if len(sheet.headers) > width and not file_errors:  # a value right of the header
+                    width = len(sheet.headers)
+                    mapping = apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None)
+                    file_errors = mapping_problems(sheet, mapping, user, batch.update_by)
+                if file_errors:  # nothing is checked or saved; the rows are only counted
+                    progress(read=total, total=max(total, sheet.estimate))
+                    continue
+                rows = checker.check(part)
+                good = [r for r in rows if not r.errors]
+                errors.extend(e for r in rows for e in r.errors)
+                valid += len(good)
+                progress(read=total, validated=total, total=max(total, sheet.estimate))
+                saving = saving and not (errors and batch.mode == "all")
+                if not (saving and good):
+                    continue
+                if not claimed:
+                    # Claim the batch inside the saving transaction: a second run of the same
+                    # batch (a retried job) waits for this one and then finds it done.
+                    claimed = bool(db.session.execute(update(ImportBatch).where(
+                        ImportBatch.id == batch.id, ImportBatch.status.notin_(("done", "undone", "cancelled")))
+                        .values(status="importing")).rowcount)
+                    if not claimed:
+                        db.session.rollback()
+                        return report(db.session.get(ImportBatch, batch_id))
+                    progress(phase="saving")
+                creates = [r for r in good if r.target_id is None]
+                updates = [r for r in good if r.target_id is not None]
+                created += _create(creates, batch, user, specs, lambda saved: progress(saved=created + saved),
+                                   cancelled)
+                updated += _update(updates, batch, specs, progress, cancelled, created + updated)
+                progress(saved=created + updated)
             if cancelled():
                 raise Cancelled()
-            errors = file_errors + [e for r in rows for e in r.errors]
-            good = [r for r in rows if not r.errors]
-            total, valid = len(sheet.rows), len(good) if not file_errors else 0
-            if file_errors or (errors and batch.mode == "all") or batch.dry_run:
-                status = "checked" if batch.dry_run and not file_errors else "rejected"
-                return _finish(batch, status, errors, total, valid, 0, 0)
-            progress(phase="saving")
-            # Claim the batch inside the saving transaction: a second run of the same batch
-            # (a retried job) waits for this one and then finds it done.
-            claimed = db.session.execute(update(ImportBatch).where(
-                ImportBatch.id == batch.id, ImportBatch.status.notin_(("done", "undone", "cancelled")))
-                .values(status="importing")).rowcount
-            if not claimed:
+            if file_errors:
                 db.session.rollback()
+                return _finish(db.session.get(ImportBatch, batch_id), "rejected", file_errors, total, 0, 0, 0)
+            if (errors and batch.mode == "all") or batch.dry_run:
+                db.session.rollback()  # what earlier chunks saved goes; the report stays
+                status = "checked" if batch.dry_run else "rejected"
+                return _finish(db.session.get(ImportBatch, batch_id), status, errors, total, valid, 0, 0)
+            if not claimed and db.session.get(ImportBatch, batch_id).status in ("done", "undone", "cancelled"):
                 return report(db.session.get(ImportBatch, batch_id))
-            specs = {s.key: s for s in importable_fields()}
-            creates = [r for r in good if r.target_id is None]
-            updates = [r for r in good if r.target_id is not None]
-            created = _create(creates, batch, user, specs, progress, cancelled)
-            updated = _update(updates, batch, specs, progress, cancelled, created)
             return _finish(batch, "done", errors, total, valid, created, updated)
         except Cancelled:
             db.session.rollback()
@@ -1313,6 +1447,7 @@ def error_workbook(batch: ImportBatch) -> bytes:
     """A copy of the upload: the rows not saved, bad cells highlighted (with a comment), and a
     message column; fix it and upload it again."""
     sheet, _ = batch_sheet(batch)
+    rows = list(sheet.rows)  # read whole first: a value right of the header adds a column
     errors = json.loads(batch.report or "{}").get("errors", [])
     by_row: dict[int, list[dict]] = {}
     for e in errors:
@@ -1328,7 +1463,7 @@ def error_workbook(batch: ImportBatch) -> bytes:
         ws.write_string(0, c, h, bad if any(e["col"] == c for e in by_row.get(sheet.header_row, [])) else head)
     ws.write_string(0, message_col, gettext("Errors"), head)
     out = 1
-    for row_no, cells in sheet.rows:
+    for row_no, cells in rows:
         row_errors = by_row.get(row_no, [])
         if saved_some and not row_errors:
             continue

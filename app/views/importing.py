@@ -75,7 +75,7 @@ class ImportView(BaseView):
         batch = _batch(pk)
         if batch.status not in ("uploaded", "checked", "rejected", "failed"):
             return redirect(url_for("ImportView.batch", pk=pk))
-        sheet, mapping = importer.batch_sheet(batch)
+        sheet, mapping, samples, count = importer.preview(batch)
         if request.method == "POST":
             chosen = {h: request.form.get(f"map_{i}") or "" for i, h in enumerate(sheet.headers)}
             batch.mapping = json.dumps(chosen, ensure_ascii=False)
@@ -94,9 +94,8 @@ class ImportView(BaseView):
                 mapping = importer.apply_mapping(sheet.headers, importer.template_mapping(template))
             except importer.ImportRefused as exc:
                 flash(str(exc), "danger")
-        samples = [[importer.text_of(c) for c in cells] for _, cells in sheet.rows[:3]]
         templates = db.session.execute(select(ImportTemplate.name).order_by(ImportTemplate.name)).scalars().all()
-        return self.render_template("crm/import_mapping.html", batch=batch, sheet=sheet, mapping=mapping,
+        return self.render_template("crm/import_mapping.html", batch=batch, sheet=sheet, mapping=mapping, count=count,
                                     samples=samples, fields=visible_specs(importer.importable_fields()), templates=templates,
                                     ignore=importer.IGNORE, title=_l("Map Columns"))
 
