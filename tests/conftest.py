@@ -161,10 +161,8 @@ def admin_client(app, client):
     return client
 
 
-@pytest.fixture()
-def make_user(app):
-    """make_user("sales_staff", "sales") -> a new active user with USER_PASSWORD in that seeded role."""
-    def factory(role_key: str, dept_key: str | None = None, username: str | None = None):
+def _user_factory(app):
+    def factory(role_key: str, dept_key: str | None = None, username: str | None = None) -> str:
         from app.extensions import appbuilder, db
         from app.models import Department, SeedRecord
 
@@ -180,6 +178,18 @@ def make_user(app):
                 db.session.commit()
             return username
     return factory
+
+
+@pytest.fixture()
+def make_user(app):
+    """make_user("sales_staff", "sales") -> a new active user with USER_PASSWORD in that seeded role."""
+    return _user_factory(app)
+
+
+@pytest.fixture(scope="module")
+def make_user_module(app):
+    """make_user for module-scoped fixtures."""
+    return _user_factory(app)
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:

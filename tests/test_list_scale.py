@@ -14,24 +14,19 @@ from conftest import USER_PASSWORD, login
 
 
 @pytest.fixture(scope="module")
-def owned(app):
+def owned(app, make_user_module):
     """A salesperson owning 30 customers, each with a contact and two tags; returns
     (username, tag word in their names)."""
     from app.extensions import appbuilder, db
-    from app.models import Contact, Customer, Department, SeedRecord
+    from app.models import Contact, Customer
     from app.services import tagging
     from app.services.actor import as_system_user
     from app.services.numbering import next_number
 
     word = "x" + uuid.uuid4().hex[:6]
+    username = make_user_module("sales_staff", "sales")
     with app.app_context():
-        sm = appbuilder.sm
-        role = db.session.get(sm.role_model, db.session.query(SeedRecord).filter_by(kind="role", key="sales_staff")
-                              .one().record_id)
-        username = f"scale_{uuid.uuid4().hex[:8]}"
-        user = sm.add_user(username, "测试", "用户", f"{username}@test.invalid", role, password=USER_PASSWORD)
-        user.department = db.session.query(Department).filter_by(key="sales").one()
-        db.session.commit()
+        user = appbuilder.sm.find_user(username=username)
         with as_system_user():
             ids = []
             for i in range(30):

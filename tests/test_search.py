@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import re
-import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -45,30 +44,6 @@ def people(app, make_user_module):
         "service_boss": make_user_module("service_supervisor", "service"),
         "analyst": make_user_module("analytics_staff", "analytics"),
     }
-
-
-@pytest.fixture(scope="module")
-def make_user_module(app):
-    """conftest's make_user, for module-scoped fixtures."""
-    return _make_user(app)
-
-
-def _make_user(app):
-    def factory(role_key, dept_key=None):
-        from app.extensions import appbuilder, db
-        from app.models import Department, SeedRecord
-
-        with app.app_context():
-            sm = appbuilder.sm
-            link = db.session.query(SeedRecord).filter_by(kind="role", key=role_key).one()
-            role = db.session.get(sm.role_model, link.record_id)
-            username = f"{role_key}_{uuid.uuid4().hex[:8]}"
-            user = sm.add_user(username, "测试", "用户", f"{username}@test.invalid", role, password=USER_PASSWORD)
-            if dept_key:
-                user.department = db.session.query(Department).filter_by(key=dept_key).one()
-                db.session.commit()
-            return username
-    return factory
 
 
 @pytest.fixture(scope="module")

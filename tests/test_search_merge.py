@@ -4,7 +4,6 @@ each customer once, newest first, the same rows whatever page size, and counts t
 when they stop at the cap."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 
@@ -12,26 +11,21 @@ from conftest import USER_PASSWORD, login
 
 
 @pytest.fixture(scope="module")
-def merged(app):
+def merged(app, make_user_module):
     """A salesperson's customers found by different readings of one text: the name (Chinese piece
     and pinyin initials), a contact's name, both at once; tagged in a pattern. Returns
     (username, {label: customer id}, word, initials)."""
     from app.extensions import appbuilder, db
-    from app.models import Contact, Customer, Department, SeedRecord
+    from app.models import Contact, Customer
     from app.services import tagging
     from app.services.actor import as_system_user
     from app.services.numbering import next_number
 
     # a rare three-character piece (its first two characters common in these names, its last two rare)
     word = "鹳鹂" + "鸸"
+    username = make_user_module("sales_staff", "sales")
     with app.app_context():
-        sm = appbuilder.sm
-        role = db.session.get(sm.role_model, db.session.query(SeedRecord).filter_by(kind="role", key="sales_staff")
-                              .one().record_id)
-        username = f"merge_{uuid.uuid4().hex[:8]}"
-        user = sm.add_user(username, "测试", "用户", f"{username}@test.invalid", role, password=USER_PASSWORD)
-        user.department = db.session.query(Department).filter_by(key="sales").one()
-        db.session.commit()
+        user = appbuilder.sm.find_user(username=username)
         made = {}
         with as_system_user():
             for label, name, contact in [
