@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -26,19 +25,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.timing import median_ms  # noqa: E402
 os.environ.setdefault("CRM_INSTANCE_DIR", tempfile.mkdtemp(prefix="crm-bench-"))
 os.environ.setdefault("CRM_ADMIN_PASSWORD", "Bench-Admin-Pass-2024")
 
 WORDS = "华东 华北 华南 西南 东北 科技 贸易 制造 物流 咨询 电子 机械 医药 食品 建材".split()
-
-
-def median_ms(fn, runs: int = 5) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:

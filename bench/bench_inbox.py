@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.timing import median_ms  # noqa: E402
 os.environ.setdefault("CRM_INSTANCE_DIR", tempfile.mkdtemp(prefix="crm-bench-"))
 os.environ.setdefault("CRM_ADMIN_PASSWORD", "Bench-Admin-Pass-2024")
 os.environ.pop("REDIS_URL", None)
@@ -28,19 +28,9 @@ PASSWORD = "Bench-Staff-Pass-2024"
 RUNS = 15
 
 
-def median_ms(fn, runs: int = RUNS) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    from sqlalchemy import insert, text
+    from sqlalchemy import insert
 
     from app import create_app
     from app.extensions import appbuilder, db
@@ -109,7 +99,7 @@ def main() -> None:
                 cur.fetchall()
             cur.close()
 
-        bare = median_ms(bare_sql)
+        bare = median_ms(bare_sql, RUNS)
         raw_conn.close()
 
     client = app.test_client()
@@ -120,12 +110,12 @@ def main() -> None:
         r = client.get("/workbench/")
         assert r.status_code == 200 and "我的工作台" in r.get_data(as_text=True)
 
-    ours = median_ms(page)
+    ours = median_ms(page, RUNS)
 
     def empty_page() -> None:  # the floor: any logged-in FAB page (session, permissions, menu)
         assert client.get("/resetmypassword/form").status_code == 200
 
-    floor = median_ms(empty_page)
+    floor = median_ms(empty_page, RUNS)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{engine_name}")
     print(f"data: 1 user with {n:,} tasks ({n // 10:,} overdue), 200 customers, 200 unread reminders")

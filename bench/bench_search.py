@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.timing import median_ms  # noqa: E402
 os.environ.setdefault("CRM_INSTANCE_DIR", tempfile.mkdtemp(prefix="crm-bench-"))
 os.environ.setdefault("CRM_ADMIN_PASSWORD", "Bench-Admin-Pass-2024")
 if os.environ.get("BENCH_DATABASE_URL"):
@@ -141,16 +141,6 @@ def build(n: int, per_contacts: tuple[int, int] = (1, 2), per_tags: tuple[int, i
     raw.close()
     print(file=sys.stderr)
     return {"load_s": time.perf_counter() - t0, "tags": tags, "industry": industries["C"], "levels": levels}
-
-
-def median_ms(fn, runs: int = 5) -> float:
-    fn()  # warm the cache: we measure look-ups, not the first disk read
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
