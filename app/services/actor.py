@@ -17,10 +17,10 @@ def system_user():
 
 
 @contextmanager
-def as_system_user() -> Iterator[None]:
-    """Jobs, seeds and CLI imports act as the system user (FAB's AuditMixin needs g.user)."""
+def acting_as(user) -> Iterator[None]:
+    """Record what runs inside as done by `user` (FAB's AuditMixin reads g.user)."""
     had, previous = "user" in g, g.get("user")
-    g.user = system_user()
+    g.user = user
     try:
         yield
     finally:
@@ -28,3 +28,8 @@ def as_system_user() -> Iterator[None]:
             g.user = previous
         else:
             g.pop("user", None)
+
+
+def as_system_user():
+    """Jobs, seeds and CLI imports act as the system user."""
+    return acting_as(system_user())

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, BinaryIO, Iterator
 
-from flask import current_app, g
+from flask import current_app
 from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 
@@ -47,6 +47,7 @@ from app.models.importing import ImportBatch, ImportItem, ImportTemplate
 from app.security.masking import PERSON_KIND
 from app.security.scopes import in_scope, policy_for, row_clause
 from app.services import history
+from app.services.actor import acting_as
 from app.services.dedupe import (
     PLAIN_MOBILE, credit_code_reasons, display_name, existing_keys, normalise_credit_code, normalise_name,
     normalise_phone, validate_credit_code,
@@ -1051,19 +1052,6 @@ def request_cancel(batch: ImportBatch) -> None:
 
 
 # -- batches --------------------------------------------------------------------------------------
-
-@contextmanager
-def acting_as(user) -> Iterator[None]:
-    had, previous = "user" in g, g.get("user")
-    g.user = user
-    try:
-        yield
-    finally:
-        if had:
-            g.user = previous
-        else:
-            g.pop("user", None)
-
 
 def create_batch(stream: BinaryIO, file_name: str, user, *, sheet: str | None = None, mode: str = "all",
                  update_by: str | None = None, dry_run: bool = False,
