@@ -86,3 +86,17 @@ def test_pages_follow_moves_and_filters(app, client, department):
     for part in ("b", "a"):
         got = [n for p in range(5) for n in _page(client, tag, p, size=2, name_filter=f"{tag}{part}")[0]]
         assert got == [n for n in expected if n.startswith(part)]
+
+
+def test_supervisors_search_by_initials_and_name_pieces(app, client, department):
+    """The one box (pinyin initials of 范围 + the letters of the tag, a name piece) finds the
+    department's customers of both kinds, newest first, page by page, and no outsider's."""
+    tag, expected = department["tag"], department["expected"]
+    login(client, department["boss"], USER_PASSWORD)
+    for q in (f"fw{tag}", f"围{tag}"):
+        pages = []
+        for page in range(4):
+            resp = client.get("/api/v1/customer/search", query_string={"q": q, "page": page, "page_size": 5})
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+            pages += [row["name"].replace(f"范围{tag}", "") for row in resp.get_json()["result"]]
+        assert pages == expected, q

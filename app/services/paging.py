@@ -46,7 +46,6 @@ def is_capped(count: int) -> bool:
     return getattr(count, "capped", False)
 
 
-
 def merged_page(keys, pk, arms, offset: int, size: int) -> tuple[int, list]:
     """The capped count of ``keys`` (a query of ``pk`` alone, holding the OR of ``arms``
     already) and the ids (newest first) of the page at ``offset``, read over two disjoint arms:
