@@ -233,12 +233,14 @@ def main() -> None:
 def _scopes(staff: int, sup: int, dept: int, url: str) -> dict:
     """Each user's row scope in raw SQL (app/security/scopes.py customer_clause: the supervisor's
     as department_arms)."""
+    pg = url.startswith("postgresql")
     members = "SELECT id FROM ab_user WHERE department_id = :d OR id = :u"
-    owned = f"owner_id = ANY(ARRAY({members}))" if url.startswith("postgresql") else f"owner_id IN ({members})"
+    owned = f"owner_id = ANY(ARRAY({members}))" if pg else f"owner_id IN ({members})"
     elsewhere = " UNION ALL ".join(f"SELECT id FROM crm_customer WHERE {owned} AND department_id {cond}"
                                    for cond in ("< :d", "> :d", "IS NULL"))
+    home = "department_id = :d" if pg else "department_id + 0 = :d"  # scopes._either
     return {"staff": ("owner_id = :u", {"u": staff}),
-            "supervisor": (f"department_id = :d OR id IN ({elsewhere})", {"u": sup, "d": dept}),
+            "supervisor": (f"{home} OR id IN ({elsewhere})", {"u": sup, "d": dept}),
             "admin": ("1 = 1", {})}
 
 
