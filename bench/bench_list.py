@@ -264,9 +264,9 @@ def _raw_connection(url: str):
     if url.startswith("postgresql"):
         import psycopg
 
-        # the product's session settings (app/__init__.py: no prepared statements, no JIT)
-        return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), options="-c jit=off",
-                               prepare_threshold=None)
+        # the product's session settings (app/__init__.py: custom plans only, no JIT)
+        return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                               options="-c jit=off -c plan_cache_mode=force_custom_plan")
     import sqlite3
 
     return sqlite3.connect(url.removeprefix("sqlite:///"))
