@@ -146,9 +146,9 @@ def main() -> None:
                                            " WHERE d.key = :k ORDER BY t.sort LIMIT 1"), {"k": k}).scalar()
                    for k in ("region", "need", "activity")]
         labels = [db.session.get(Tag, i).label for i in tag_ids]
-        counts = {u: db.session.execute(text("SELECT count(*) FROM crm_customer WHERE " + where), params).scalar()
-                  for u, (where, params) in _scopes(staff.id, sup.id, dept).items()}
         url = app.config["SQLALCHEMY_DATABASE_URI"]
+        counts = {u: db.session.execute(text("SELECT count(*) FROM crm_customer WHERE " + where), params).scalar()
+                  for u, (where, params) in _scopes(staff.id, sup.id, dept, url).items()}
     word = sample.name[2:5]  # 3 characters from the middle of a name (trade name + industry word)
     initials = sample.name_initials[2:6]
     port = free_port()
@@ -171,24 +171,30 @@ def main() -> None:
         for who, client in clients.items():
             if _only() and who not in {u for u, _ in _only()}:
                 continue
-            where, params = _scopes(staff.id, sup.id, dept)[who]
+            where, params = _scopes(staff.id, sup.id, dept, url)[who]
             floor = timed(lambda: client.get("/users/userinfo/"))
             lines.append((who, f"floor page (/users/userinfo/)", floor, None, floor[0]))
+            fenced = url.startswith("postgresql") and who != "staff"  # search.py _driven
             tags_sql = " AND ".join(f"EXISTS (SELECT 1 FROM crm_customer_tag t WHERE t.customer_id = c.id"
                                     f" AND t.tag_id = {i})" for i in tag_ids)
             page_sql = f"SELECT c.* FROM crm_customer c WHERE archived = {_false(url)} AND ({where})"
+            pinyin_match = f"c.name_initials LIKE '%{initials}%' OR c.name_pinyin LIKE '%{initials}%'"
             kinds = [
-                ("list page 1", f"/{VIEW.lower()}/list/", page_sql + " ORDER BY c.id DESC LIMIT 50"),
+                ("list page 1", f"/{VIEW.lower()}/list/", _list_sql(who, page_sql, where, 0)),
                 ("list page 1,000", f"/{VIEW.lower()}/list/?page_{VIEW}=999",
-                 page_sql + " ORDER BY c.id DESC LIMIT 50 OFFSET 49950") if counts[who] > 49_950 else None,
+                 _list_sql(who, page_sql, where, 49950)) if counts[who] > 49_950 else None,
                 ("sort by last contact", f"/{VIEW.lower()}/list/?_oc_{VIEW}=last_contact_at&_od_{VIEW}=desc",
                  page_sql + " ORDER BY c.last_contact_at DESC, c.id DESC LIMIT 50"),
                 (f"3-char Chinese ({word})", "/customersearch/?" + urllib.parse.urlencode({"q": word}),
                  page_sql + f" AND c.id IN (SELECT customer_id FROM crm_customer_token WHERE token = '{word[:2]}')"
                  f" AND c.name LIKE '%{word}%' ORDER BY c.id DESC LIMIT 50"),
                 (f"pinyin initials ({initials})", "/customersearch/?" + urllib.parse.urlencode({"q": initials}),
+                 f"SELECT c.* FROM crm_customer c WHERE c.id IN (SELECT t.customer_id FROM crm_customer_token t"
+                 f" WHERE t.token = '^{initials[:2]}' AND EXISTS ({page_sql.replace('c.*', 'c.id')} AND ({pinyin_match})"
+                 f" AND c.id = t.customer_id OFFSET 0) ORDER BY t.customer_id DESC LIMIT 50) ORDER BY c.id DESC"
+                 if fenced else
                  page_sql + f" AND c.id IN (SELECT customer_id FROM crm_customer_token WHERE token = '^{initials[:2]}')"
-                 f" AND c.name_initials LIKE '%{initials}%' ORDER BY c.id DESC LIMIT 50"),
+                 f" AND ({pinyin_match}) ORDER BY c.id DESC LIMIT 50"),
                 ("3-tag filter", "/customersearch/?" + urllib.parse.urlencode({"tag": labels}, doseq=True),
                  page_sql + f" AND {tags_sql} ORDER BY c.id DESC LIMIT 50"),
             ]
@@ -224,12 +230,30 @@ def main() -> None:
         print(f"{who:11}{label:34}{ours[0]:8.1f}{ours[1]:8.1f}{raw_txt}{ratio:9.1f}  {ok}")
 
 
-def _scopes(staff: int, sup: int, dept: int) -> dict:
-    """Each user's row scope in raw SQL (app/security/scopes.py customer_clause)."""
-    members = "SELECT id FROM ab_user WHERE department_id = :d"
+def _scopes(staff: int, sup: int, dept: int, url: str) -> dict:
+    """Each user's row scope in raw SQL (app/security/scopes.py customer_clause: the supervisor's
+    as department_arms)."""
+    pg = url.startswith("postgresql")
+    members = "SELECT id FROM ab_user WHERE department_id = :d OR id = :u"
+    owned = f"owner_id = ANY(ARRAY({members}))" if pg else f"owner_id IN ({members})"
+    elsewhere = " UNION ALL ".join(f"SELECT id FROM crm_customer WHERE {owned} AND department_id {cond}"
+                                   for cond in ("< :d", "> :d", "IS NULL"))
+    home = "department_id = :d" if pg else "department_id + 0 = :d"  # scopes._either
     return {"staff": ("owner_id = :u", {"u": staff}),
-            "supervisor": (f"owner_id = :u OR department_id = :d OR owner_id IN ({members})", {"u": sup, "d": dept}),
+            "supervisor": (f"{home} OR id IN ({elsewhere})", {"u": sup, "d": dept}),
             "admin": ("1 = 1", {})}
+
+
+def _list_sql(who: str, page_sql: str, where: str, offset: int):
+    """A list page newest first in raw SQL; the supervisor's as the product reads it
+    (paging.merged_page): each arm counted up to the cap past the page, then the page of the
+    first arm (the second is empty here: owners work in their customers' departments)."""
+    if who != "supervisor":
+        return page_sql + f" ORDER BY c.id DESC LIMIT 50 OFFSET {offset}"
+    arms = [page_sql.replace("c.*", "c.id") + " AND department_id = :d",
+            page_sql.replace("c.*", "c.id") + " AND " + where.split(" OR ", 1)[1]]
+    counts = [f"SELECT count(*) FROM ({arm} LIMIT {offset + 1001}) x" for arm in arms]
+    return (*counts, f"SELECT c.* FROM crm_customer c WHERE c.id IN ({arms[0]} ORDER BY c.id DESC LIMIT 50 OFFSET {offset})")
 
 
 def _false(url: str) -> str:
@@ -240,19 +264,23 @@ def _raw_connection(url: str):
     if url.startswith("postgresql"):
         import psycopg
 
-        return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        # the product's session settings (app/__init__.py: custom plans only, no JIT)
+        return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                               options="-c jit=off -c plan_cache_mode=force_custom_plan")
     import sqlite3
 
     return sqlite3.connect(url.removeprefix("sqlite:///"))
 
 
-def _run(conn, sql: str, params: dict):
-    if conn.__class__.__module__.startswith("psycopg"):
-        sql = re.sub(r":(\w+)", r"%(\1)s", sql.replace("%", "%%"))
-    cur = conn.cursor()
-    cur.execute(sql, params)
-    rows = cur.fetchall()
-    cur.close()
+def _run(conn, sql: str | tuple, params: dict):
+    """Run ``sql`` (or each statement of a tuple) on the driver."""
+    for one in (sql,) if isinstance(sql, str) else sql:
+        if conn.__class__.__module__.startswith("psycopg"):
+            one = re.sub(r":(\w+)", r"%(\1)s", one.replace("%", "%%"))
+        cur = conn.cursor()
+        cur.execute(one, {k: v for k, v in params.items() if f":{k}" in one or f"%({k})s" in one})
+        rows = cur.fetchall()
+        cur.close()
     return rows
 
 

@@ -25,9 +25,15 @@ class Customer(AuditMixin, Model):
     # owner's active customers (the staff scope; its capped count reads this index alone).
     # (archived, id): the active customers in id order from the index alone (PostgreSQL's deep pages
     # read their ids by an index-only scan; SQLite's index on archived holds the rowid anyway).
+    # The department row scope (app/security/scopes.py department_clause) in two arms, each an
+    # index read: (department_id, archived, id) a department's customers in id order from the index
+    # alone (a supervisor's deep page); (owner_id, department_id) its members' customers filed in
+    # another department (a few index ranges per member, usually empty).
     __table_args__ = (Index("ix_crm_customer_last_contact_order", "last_contact_at", "id"),
                       Index("ix_crm_customer_owner_last_contact", "owner_id", "archived", "last_contact_at", "id"),
-                      Index("ix_crm_customer_archived_id", "archived", "id"))
+                      Index("ix_crm_customer_archived_id", "archived", "id"),
+                      Index("ix_crm_customer_department_archived_id", "department_id", "archived", "id"),
+                      Index("ix_crm_customer_owner_department", "owner_id", "department_id"))
     id = Column(Integer, primary_key=True)
     customer_no = Column(String(40), unique=True, nullable=False)
     name = Column(String(200), nullable=False, index=True)
@@ -67,7 +73,7 @@ class Customer(AuditMixin, Model):
     # one less B-tree for every insert
     owner_id = Column(Integer, ForeignKey("ab_user.id"))
     owner = relationship("CrmUser", foreign_keys=[owner_id])
-    department_id = Column(Integer, ForeignKey("crm_department.id"), index=True)
+    department_id = Column(Integer, ForeignKey("crm_department.id"))  # indexed with archived, id (__table_args__)
     department = relationship("Department")
     remark = Column(Text)
     archived = Column(Boolean, nullable=False, default=False)  # indexed with id (__table_args__)

@@ -44,3 +44,30 @@ def capped_count(query, offset: int = 0) -> int:
 
 def is_capped(count: int) -> bool:
     return getattr(count, "capped", False)
+
+
+def merged_page(keys, pk, arms, offset: int, size: int) -> tuple[int, list]:
+    """The capped count of ``keys`` (a query of ``pk`` alone, holding the OR of ``arms``
+    already) and the ids (newest first) of the page at ``offset``, read over two disjoint arms:
+    a big one read in id order by an index (a department's customers: scopes.department_arms)
+    and a small one (its members' customers filed elsewhere). Each arm is counted apart; the
+    small arm's first offset + size ids are read whole (none when it is empty), the big arm only
+    from offset - (that many), so its deep OFFSET still skips index entries; both merged here."""
+    limit = offset + count_cap()
+    sizes = [db.session.execute(select(func.count()).select_from(keys.filter(arm).limit(limit + 1).subquery())).scalar()
+             for arm in arms]
+    count = CappedCount(limit) if sum(sizes) > limit else sum(sizes)
+    big, small = (keys.filter(arm).order_by(pk.desc()) for arm in arms)
+    few = [r[0] for r in small.limit(offset + size)] if sizes[1] else []
+    start = max(0, offset - len(few))
+    window = [r[0] for r in big.offset(start).limit(offset + size - start)]
+    if start:
+        if not window:  # the big arm ends before the page: so does the whole
+            return count, []
+        # the small arm's ids above the window all lie before the page (each has fewer than
+        # offset - start small and at most start big ids above it)
+        base = start + sum(1 for i in few if i > window[0])
+        few = [i for i in few if i < window[0]]
+    else:
+        base = 0
+    return count, sorted(window + few, reverse=True)[offset - base:offset - base + size]

@@ -26,7 +26,7 @@ from app.extensions import db
 from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter, Tag
 from app.models.search import CustomerToken
 from app.security import masking
-from app.security.scopes import current_user, hidden_fields, row_clause, visible
+from app.security.scopes import current_policy, current_user, hidden_fields, row_clause, visible
 from app.services import tagging
 from app.services.dedupe import normalise_credit_code, normalise_phone
 from app.services.fields import (
@@ -101,16 +101,16 @@ def _prefix(column, text: str):
     return and_(column >= text, column < text + "\uffff")
 
 
-def _readings(q: str) -> list[tuple[Any, Any]]:
+def _readings(q: str) -> list[tuple[Any, Any, str | None]]:
     """Every reading of the one-box text ``q`` that can match, each as (a SELECT of customer ids,
-    the id column it reads along): a number, a phone, a credit code, a Chinese piece of the name,
-    pinyin, a contact's name. Each is an index read in id order on its own, so a page of the
-    newest matches stops early; readings that cannot match (digits have no name piece; Chinese
-    has no pinyin) are left out."""
+    the id column it reads along, the name token it is read from or None: see _driven): a
+    number, a phone, a credit code, a Chinese piece of the name, pinyin, a contact's name. Each is
+    an index read in id order on its own, so a page of the newest matches stops early; readings
+    that cannot match (digits have no name piece; Chinese has no pinyin) are left out."""
     q = (q or "").strip()
     clean = _clean(q)
     found = select(Customer.id)
-    readings = [(found.where(Customer.customer_no == q.upper()), Customer.id)]
+    readings = [(found.where(Customer.customer_no == q.upper()), Customer.id, None)]
     if clean.isdigit():
         if len(clean) == 4:
             readings.append(_by_contact(Contact.phone_last4 == clean))
@@ -118,33 +118,51 @@ def _readings(q: str) -> list[tuple[Any, Any]]:
             readings.append(_by_contact(Contact.phone_key == normalise_phone(q)))
     code = normalise_credit_code(q)
     if code and len(code) >= 15:
-        readings.append((found.where(Customer.credit_code == code), Customer.id))
+        readings.append((found.where(Customer.credit_code == code), Customer.id, None))
     if len(clean) >= 2:  # a name holding the text holds each of its pieces: read the rarest piece's customers
         like = func.lower(Customer.name).like(f"%{_escape(clean)}%", escape="\\")
         token, few = _rarest({clean[i:i + 2] for i in range(len(clean) - 1)})
         # a rare piece's customers by their ids: PostgreSQL would otherwise scan customers in id order
         # for a scope it misjudges (a supervisor's OR) instead of looking up these few
-        readings.append((found.where(Customer.id.in_(few), like), Customer.id) if few is not None
+        readings.append((found.where(Customer.id.in_(few), like), Customer.id, None) if few is not None
                         else _by_token(token, like))
     elif clean:  # one character: no token; a scan, cut short by the page limit
-        readings.append((found.where(Customer.name.like(f"%{_escape(clean)}%", escape="\\")), Customer.id))
+        readings.append((found.where(Customer.name.like(f"%{_escape(clean)}%", escape="\\")), Customer.id, None))
     if clean.isascii() and clean.isalnum() and not clean.isdigit():  # pinyin, maybe with Latin letters or digits
         like = f"%{clean}%"
         for token in sorted(pinyin_tokens(clean)):
             readings.append(_by_token(token, or_(Customer.name_initials.like(like), Customer.name_pinyin.like(like))))
-        readings.append((found.where(_prefix(Customer.name_pinyin, clean)), Customer.id))
+        readings.append((found.where(_prefix(Customer.name_pinyin, clean)), Customer.id, None))
     if not clean.isdigit():
         readings.append(_by_contact(_prefix(Contact.name, q)))
     return readings
 
 
-def _by_token(token: str, match) -> tuple[Any, Any]:
-    return (select(Customer.id).join(CustomerToken, CustomerToken.customer_id == Customer.id)
-            .where(CustomerToken.token == token, match), CustomerToken.customer_id)
+def _by_token(token: str, match) -> tuple[Any, Any, str]:
+    return select(Customer.id).where(match), CustomerToken.customer_id, token
 
 
-def _by_contact(match) -> tuple[Any, Any]:  # a semi-join: two contacts of one customer may match
-    return select(Customer.id).where(Customer.id.in_(select(Contact.customer_id).where(match))), Customer.id
+def _driven(stmt, token: str | None, fenced: bool = False):
+    """A reading's SELECT of customer ids (``stmt``, on Customer) joined to its name token, if it
+    has one. ``fenced``: read from the token's customer ids in id order (the token index), each
+    customer checked by ``stmt`` as a subquery the planner may not turn into a join (OFFSET 0),
+    so a page stops early. For a wide row scope (all customers, a department): PostgreSQL
+    otherwise misjudges how many customers a LIKE on the initials keeps ('%htjy%': 1 in 20 of the
+    token's customers, guessed 1 in 10,000) and scans every customer instead of stopping at the
+    page. A staff user's own customers are fewer than a token's: read from the owner's index,
+    unfenced; and SQLite's planner finds its way unfenced (fenced it loses 2x). A count line
+    that reads all of a token's customers in a department (fewer than 1,000 matches) checks
+    them one by one: about as slow as the scan it replaces (bench_list)."""
+    if token is None:
+        return stmt
+    if not fenced:
+        return stmt.join(CustomerToken, CustomerToken.customer_id == Customer.id).where(CustomerToken.token == token)
+    return select(CustomerToken.customer_id).where(
+        CustomerToken.token == token, stmt.where(Customer.id == CustomerToken.customer_id).offset(0).exists())
+
+
+def _by_contact(match) -> tuple[Any, Any, None]:  # a semi-join: two contacts of one customer may match
+    return select(Customer.id).where(Customer.id.in_(select(Contact.customer_id).where(match))), Customer.id, None
 
 
 _PROBE = 5_000
@@ -163,7 +181,7 @@ def text_match_ids(q: str):
     """A SELECT of customer ids matching the one-box text ``q``, or None for an empty box."""
     if not (q or "").strip():
         return None
-    return union(*(stmt for stmt, _order in _readings(q)))
+    return union(*(_driven(stmt, token) for stmt, _order, token in _readings(q)))
 
 
 def matching_ids(q: str, clauses: list, tag_ids: list[int], limit: int) -> list[int]:
@@ -171,15 +189,17 @@ def matching_ids(q: str, clauses: list, tag_ids: list[int], limit: int) -> list[
     tag of ``tag_ids`` and matching the box text ``q`` in any reading: each reading read in id
     order up to ``limit``, then merged (a customer found by two readings counts once). Fewer
     than ``limit`` ids means every match was read."""
-    readings = _readings(q) if (q or "").strip() else [(select(Customer.id), Customer.id)]
+    readings = _readings(q) if (q or "").strip() else [(select(Customer.id), Customer.id, None)]
+    fenced = db.engine.dialect.name == "postgresql" and current_policy().scope != "own"  # see _driven
     found: set[int] = set()
-    for stmt, order in readings:
+    for stmt, order, token in readings:
         for tag_id in tag_ids:  # a join per tag: the tag index (tag_id, customer_id) read in id order
             link = aliased(CustomerTag)
             stmt = stmt.join(link, and_(link.customer_id == Customer.id, link.tag_id == tag_id))
             if order is Customer.id:
                 order = link.customer_id
-        found.update(db.session.scalars(stmt.where(*clauses).order_by(order.desc()).limit(limit)))
+        stmt = _driven(stmt.where(*clauses), token, fenced)
+        found.update(db.session.scalars(stmt.order_by(order.desc()).limit(limit)))
     return sorted(found, reverse=True)[:limit]
 
 

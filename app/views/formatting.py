@@ -106,18 +106,28 @@ def capped_query(datamodel, filters=None, order_column="", order_direction="", p
     page's relations with the page instead of one query per row."""
     from sqlalchemy import inspect as sa_inspect
 
-    from app.services.paging import capped_count
+    from app.security.scopes import scope_arms
+    from app.services.paging import capped_count, merged_page
 
     query = datamodel.session.query(datamodel.obj)
     keys = datamodel._apply_inner_all(query, filters, select_columns=select_columns, aliases_mapping={})
     if not select_columns:
         keys = keys.with_entities(*sa_inspect(datamodel.obj).primary_key)
-    count = capped_count(keys, (page or 0) * (page_size or 0))
     pk = sa_inspect(datamodel.obj).primary_key
-    if page_size and not select_columns and len(pk) == 1:
+    paged = page_size and not select_columns and len(pk) == 1
+    # a supervisor's page newest first: the department row scope read in its two arms, each an
+    # index read (scopes.department_arms)
+    arms = scope_arms(datamodel.obj, filters) if paged and (order_column, order_direction) == (pk[0].key, "desc") \
+        else None
+    if arms:
+        count, ids = merged_page(keys, pk[0], arms, (page or 0) * page_size, page_size)
+    else:
+        count = capped_count(keys, (page or 0) * (page_size or 0))
+    if paged:
         # the page's ids first (a deep OFFSET then skips index entries, not whole rows), then its rows
-        ids = [r[0] for r in datamodel._apply_inner_all(query, filters, order_column, order_direction, page, page_size,
-                                                         aliases_mapping={}).with_entities(pk[0])]
+        if not arms:
+            ids = [r[0] for r in datamodel._apply_inner_all(query, filters, order_column, order_direction, page,
+                                                             page_size, aliases_mapping={}).with_entities(pk[0])]
         found = {getattr(r, pk[0].key): r for r in query.filter(pk[0].in_(ids)).options(*loads)} if ids else {}
         return count, [found[i] for i in ids if i in found]
     rows = datamodel.apply_all(query, filters, order_column, order_direction, page, page_size, select_columns,
