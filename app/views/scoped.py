@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flask import abort, current_app
+from urllib.parse import quote
+
+from flask import abort, current_app, url_for
 from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABException
-from flask_appbuilder.widgets import SearchWidget
-from flask_babel import get_locale
+from flask_appbuilder.widgets import ListWidget, SearchWidget
+from flask_babel import get_locale, gettext
 from sqlalchemy import inspect as sa_inspect, select
 from sqlalchemy.orm import joinedload, selectinload
+from werkzeug.routing import BuildError
 
 from app.extensions import db
 from app.security import masking
@@ -247,3 +250,40 @@ class ScopedApiMixin:
     def pre_update(self, item) -> None:
         _keep_masked_originals(self.masked_model, item)
         super().pre_update(item)
+
+
+_PK = "__crm_pk__"  # stands for a row's key in the links built once per page
+
+
+class LeanListWidget(ListWidget):
+    """FAB's list widget, same HTML, for big pages (the customer list): each column's formatter
+    is looked up once and the cells formatted here, the show/edit/delete links and their words
+    made once per page; the template's row loop calls no macro, url_for or gettext per row
+    (FAB's made 3 url_for and 6 translations a row: about half of a 50-row page's rendering)."""
+
+    template = "crm/widgets/lean_list.html"
+
+    def __call__(self, **kwargs):
+        args = {**self.template_args, **kwargs}
+        formatters = args.get("formatters_columns") or {}
+        cells = [(c, formatters.get(c)) for c in args["include_columns"]]
+        rows = [(pk, quote(str(pk), safe=""),
+                 [fmt(row[c]) if fmt else row[c] for c, fmt in cells])
+                for pk, row in zip(args["pks"], args["value_columns"])]
+        set_filters = current_app.jinja_env.filters["set_link_filters"]
+        links = {}
+        for kind in ("show", "edit", "delete"):
+            try:
+                path = url_for(f"{args['modelview_name']}.{kind}", pk=_PK)
+            except BuildError:
+                continue
+            if kind != "delete":
+                path = set_filters(path, args["filters"])
+            links[kind] = tuple(path.split(_PK, 1))
+        nonce = current_app.jinja_env.globals.get("csp_nonce")
+        words = {"show": gettext("Show"), "show_title": gettext("Show record"), "edit": gettext("Edit"),
+                 "edit_title": gettext("Edit record"), "delete": gettext("Delete"),
+                 "delete_title": gettext("Delete record"),
+                 "delete_confirm": gettext("Are you sure you want to delete this item?")}
+        args.update(rows=rows, links=links, words=words, nonce=nonce() if nonce else "")
+        return current_app.jinja_env.get_template(self.template).render(args)
