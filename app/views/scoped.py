@@ -91,7 +91,9 @@ class ScopedViewMixin:
     the show and edit pages for authorised users, each one logged)."""
 
     masked_model: str | None = None  # key in masking.MASKED_FIELDS
-    list_loads: tuple = ()  # functions giving loader options for relations the formatters read further
+    # column -> function(the page's ids) -> {id: value}: list columns read for the whole page by a
+    # plain query instead of loading ORM objects (e.g. 250 tag links on a page of customers)
+    list_values: dict = {}
 
     def _list_loads(self, columns: list[str]) -> list:
         """The list's relations, loaded with the page: many-to-one joined, collections in one
@@ -102,7 +104,7 @@ class ScopedViewMixin:
                 attr = getattr(dm.obj, root)
                 loads.append(joinedload(attr) if dm.is_relation_many_to_one(root) or dm.is_relation_one_to_one(root)
                              else selectinload(attr))
-        return loads + [load() for load in self.list_loads]
+        return loads
 
     def _mask_rows(self, items, rows: list[dict], full: bool) -> list[dict]:
         for item, row in zip(items, rows):
@@ -127,10 +129,17 @@ class ScopedViewMixin:
             order_column, order_direction = self.base_order
         joined_filters = filters.get_joined_filters(self._base_filters)
         columns = visible(self.list_columns)
+        own = {c: self.list_values[c] for c in columns if c in self.list_values}
+        loaded = [c for c in columns if c not in own]
         count, lst = capped_query(self.datamodel, joined_filters, order_column, order_direction, page, page_size,
-                                  loads=self._list_loads(columns))
+                                  loads=self._list_loads(loaded))
         pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(lst)]
-        rows = self._mask_rows(lst, list(self.datamodel.get_values(lst, columns)), full=False)
+        rows = list(self.datamodel.get_values(lst, loaded))
+        for column, values_of in own.items():
+            values = values_of([item.id for item in lst]) if lst else {}
+            for item, row in zip(lst, rows):
+                row[column] = values.get(item.id)
+        rows = self._mask_rows(lst, rows, full=False)
         widgets["list"] = self.list_widget(
             label_columns=self.label_columns, include_columns=columns, value_columns=rows,
             order_columns=visible(self.order_columns), formatters_columns=self.formatters_columns,

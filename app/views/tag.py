@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.security.scopes import ROW_SCOPE, require_in_scope, row_clause
 
 from datetime import datetime
+from typing import NamedTuple
 
 from flask import g, request
 from flask_appbuilder import ModelRestApi, ModelView
@@ -15,7 +16,8 @@ from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_babel import gettext, lazy_gettext as _l
 from markupsafe import Markup, escape
-from sqlalchemy import false, true
+from sqlalchemy import false, select, true
+from sqlalchemy.orm import joinedload
 from wtforms import StringField
 from wtforms.validators import Optional
 
@@ -43,6 +45,28 @@ def tag_badges(links) -> Markup:
         if link.tag is not None and link.tag_id not in made:
             made[link.tag_id] = Markup('<span class="label label-info crm-tag">%s</span>') % escape(link.tag.label)
     return Markup(" ").join(made[link.tag_id] for link in (links or []) if link.tag is not None)
+
+
+class PageTagLink(NamedTuple):
+    """What tag_badges reads of a customer's tag link."""
+    tag_id: int
+    tag: Tag | None
+
+
+def page_tag_links(ids: list[int]) -> dict[int, list[PageTagLink]]:
+    """A list page's customers' tags, in the links' order: the (customer, tag) pairs by one plain
+    query and each tag (with its dimension) loaded once per request, instead of an ORM object
+    per link (250 on a page of 50 customers: most of the page's loading time)."""
+    pairs = db.session.execute(select(CustomerTag.customer_id, CustomerTag.tag_id)
+                               .where(CustomerTag.customer_id.in_(ids)).order_by(CustomerTag.id)).all()
+    tags = g.setdefault("_crm_page_tags", {})
+    missing = {tag_id for _, tag_id in pairs} - tags.keys()
+    if missing:
+        tags.update((t.id, t) for t in db.session.query(Tag).options(joinedload(Tag.dimension)).filter(Tag.id.in_(missing)))
+    links: dict[int, list[PageTagLink]] = {}
+    for customer_id, tag_id in pairs:
+        links.setdefault(customer_id, []).append(PageTagLink(tag_id, tags.get(tag_id)))
+    return links
 
 
 def _source_name(value) -> str:
