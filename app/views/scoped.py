@@ -8,6 +8,7 @@ and delete: a row outside the scope is a 404)."""
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 from urllib.parse import quote
@@ -16,8 +17,8 @@ from flask import abort, current_app, url_for
 from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABException
 from flask_appbuilder.widgets import ListWidget, SearchWidget
 from flask_babel import get_locale, gettext
-from sqlalchemy import inspect as sa_inspect, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import event, inspect as sa_inspect, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.routing import BuildError
 
 from app.extensions import db
@@ -46,44 +47,60 @@ def _keep_masked_originals(model_key: str | None, item: Any) -> None:
 
 # Tables the choices of a cacheable search form come from (dictionaries, tags, custom fields).
 _OPTION_MODELS = ("DictionaryType", "DictionaryItem", "TagDimension", "Tag", "CustomField")
-_rendered_fields: dict[tuple, dict[str, str]] = {}  # per process; see CachedSearchWidget
+_rendered: dict[tuple, str] = {}  # per process; see CachedSearchWidget
+STAMP_SECONDS = 2.0  # how long another process's change to the option tables may go unseen
+_stamp = [float("-inf"), ""]  # when read (time.monotonic()), the stamp
 
 
 def options_stamp() -> str:
-    """A digest of every row of the option tables, read as plain rows (a few hundred, ~1 ms):
-    any change by any process (an admin edits a dictionary, a tag, a field) gives a new stamp."""
-    import app.models as models
+    """A digest of every row of the option tables, read as plain rows (a few hundred, ~1 ms),
+    at most every STAMP_SECONDS per process: a change made in this process (an admin edits a
+    dictionary, a tag, a field) gives a new stamp at once (_option_rows_flushed), one made by
+    another process within STAMP_SECONDS."""
+    now = time.monotonic()
+    if now - _stamp[0] >= STAMP_SECONDS:
+        import app.models as models
 
-    digest = hashlib.blake2b(digest_size=16)
-    for name in _OPTION_MODELS:
-        table = getattr(models, name).__table__
-        digest.update(repr(db.session.execute(select(table).order_by(*table.primary_key)).all()).encode())
-    return digest.hexdigest()
+        digest = hashlib.blake2b(digest_size=16)
+        for name in _OPTION_MODELS:
+            table = getattr(models, name).__table__
+            digest.update(repr(db.session.execute(select(table).order_by(*table.primary_key)).all()).encode())
+        _stamp[:] = [now, digest.hexdigest()]
+    return _stamp[1]
+
+
+@event.listens_for(Session, "after_flush")
+def _option_rows_flushed(session, flush_context) -> None:  # noqa: ARG001
+    if any(type(o).__name__ in _OPTION_MODELS for o in (*session.new, *session.dirty, *session.deleted)):
+        _stamp[0] = float("-inf")
 
 
 class CachedSearchWidget(SearchWidget):
-    """FAB's search widget, with the filter fields' HTML (every dictionary's and tag's
-    <option>s: most of a list page's time) rendered once per view, language, offered columns
-    and option data (options_stamp), instead of on every list page. For views whose filter
-    choices come only from the option tables (``search_widget = CachedSearchWidget``); the
-    fields render empty (a GET builds the form without data), so the HTML is no one's own.
+    """FAB's search widget rendered once per view, language, offered columns, option data
+    (options_stamp) and active filters, instead of on every list page: the filter fields' HTML
+    (every dictionary's and tag's <option>s) was most of a list page's time. For views whose
+    filter choices come only from the option tables (``search_widget = CachedSearchWidget``);
+    the fields render empty (a GET builds the form without data), so the HTML is no one's own.
     Columns in exclude_cols (fields the user's role hides) are not offered."""
 
     def __call__(self, **kwargs):
         args = self.template_args
         form, columns = args["form"], [c for c in args["include_cols"] if c not in set(args.get("exclude_cols") or ())]
-        key = (args["route_base"], str(get_locale()), tuple(columns), options_stamp())
-        fields = _rendered_fields.get(key)
-        if fields is None:
-            if len(_rendered_fields) >= 64:
-                _rendered_fields.clear()
-            fields = _rendered_fields[key] = {c: form[c]() for c in columns}
-        search_filters = self.filters.get_search_filters()
-        kwargs.update(label_columns={c: str(form[c].label.text) for c in columns}, form_fields=fields,
-                      search_filters={c: [str(f.name) for f in search_filters[c]] for c in columns},
-                      active_filters=self.filters.get_filters_values_tojson(), include_cols=columns)
-        template = current_app.jinja_env.get_template(self.template)
-        return template.render({**args, **kwargs})
+        active = self.filters.get_filters_values_tojson()
+        nonce = current_app.jinja_env.globals.get("csp_nonce")
+        key = (args["route_base"], str(get_locale()), tuple(columns), options_stamp(), repr(active),
+               nonce() if nonce else "")
+        html = _rendered.get(key)
+        if html is None:
+            if len(_rendered) >= 256:
+                _rendered.clear()
+            search_filters = self.filters.get_search_filters()
+            kwargs.update(label_columns={c: str(form[c].label.text) for c in columns},
+                          form_fields={c: form[c]() for c in columns},
+                          search_filters={c: [str(f.name) for f in search_filters[c]] for c in columns},
+                          active_filters=active, include_cols=columns)
+            html = _rendered[key] = current_app.jinja_env.get_template(self.template).render({**args, **kwargs})
+        return html
 
 
 class ScopedViewMixin:
