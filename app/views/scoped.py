@@ -281,6 +281,15 @@ class ScopedApiMixin:
 _PK = "__crm_pk__"  # stands for a row's key in the links built once per page
 
 
+def row_link(endpoint: str, **values) -> tuple[str, str] | None:
+    """A page's link to ``endpoint`` for each row, built once: (before the key, after the key);
+    None where the endpoint does not exist. A row's link is before + its key + after."""
+    try:
+        return tuple(url_for(endpoint, pk=_PK, **values).split(_PK, 1))
+    except BuildError:
+        return None
+
+
 class LeanListWidget(ListWidget):
     """FAB's list widget, same HTML, for big pages (the customer list): each column's formatter
     is looked up once and the cells formatted here, the show/edit/delete links and their words
@@ -297,15 +306,10 @@ class LeanListWidget(ListWidget):
                  [fmt(row[c]) if fmt else row[c] for c, fmt in cells])
                 for pk, row in zip(args["pks"], args["value_columns"])]
         set_filters = current_app.jinja_env.filters["set_link_filters"]
-        links = {}
-        for kind in ("show", "edit", "delete"):
-            try:
-                path = url_for(f"{args['modelview_name']}.{kind}", pk=_PK)
-            except BuildError:
-                continue
-            if kind != "delete":
-                path = set_filters(path, args["filters"])
-            links[kind] = tuple(path.split(_PK, 1))
+        links = {kind: row_link(f"{args['modelview_name']}.{kind}") for kind in ("show", "edit", "delete")}
+        for kind in ("show", "edit"):  # FAB's links carry a related view's filters
+            if links[kind]:
+                links[kind] = (links[kind][0], set_filters(links[kind][1], args["filters"]))
         nonce = current_app.jinja_env.globals.get("csp_nonce")
         words = {"show": gettext("Show"), "show_title": gettext("Show record"), "edit": gettext("Edit"),
                  "edit_title": gettext("Edit record"), "delete": gettext("Delete"),
