@@ -9,7 +9,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from flask import g
 from flask_babel import gettext
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models.tag import SOURCE_MANUAL, SOURCE_RULE, TAG_SEPARATOR, CustomerTag, Tag, TagDimension
@@ -19,6 +22,26 @@ SOURCES = (SOURCE_MANUAL, SOURCE_RULE)
 
 class TagError(ValueError):
     """A tag request the user must correct; ``str()`` is the translated message."""
+
+
+def tags_of_page(ids: list[int]) -> dict[int, list[Tag]]:
+    """A page of customers' tags, each customer's in the order they were put on: the (customer,
+    tag) pairs by one plain query and each tag (with its dimension) loaded once per request,
+    instead of an ORM object per tag link (250 on a page of 50 customers: most of a list or
+    search page's loading time). Customers without tags are left out."""
+    if not ids:
+        return {}
+    pairs = db.session.execute(select(CustomerTag.customer_id, CustomerTag.tag_id)
+                               .where(CustomerTag.customer_id.in_(ids)).order_by(CustomerTag.id)).all()
+    tags = g.setdefault("_crm_page_tags", {})
+    missing = {tag_id for _, tag_id in pairs} - tags.keys()
+    if missing:
+        tags.update((t.id, t) for t in db.session.query(Tag).options(joinedload(Tag.dimension)).filter(Tag.id.in_(missing)))
+    found: dict[int, list[Tag]] = {}
+    for customer_id, tag_id in pairs:
+        if tag_id in tags:
+            found.setdefault(customer_id, []).append(tags[tag_id])
+    return found
 
 
 def parse_label(text: str | None) -> tuple[str, str]:
