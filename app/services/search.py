@@ -23,7 +23,7 @@ from sqlalchemy import and_, exists, func, not_, or_, select, union
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from app.extensions import db
-from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter, Tag
+from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter
 from app.models.search import CustomerToken
 from app.security import masking
 from app.security.scopes import current_user, hidden_fields, row_clause, visible
@@ -398,7 +398,7 @@ def _row_loads() -> tuple:  # one query per relation for the whole page, not one
             selectinload(Customer.contacts))
 
 
-def _row(item: Customer, columns: list[str], q: str, tags: list[Tag]) -> dict:
+def _row(item: Customer, columns: list[str], q: str, tags: list[tagging.TagLabel]) -> dict:
     from app.views.formatting import fmt_datetime, fmt_money
 
     contact = _shown_contact(item, q)

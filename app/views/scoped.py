@@ -7,8 +7,6 @@ API also declares ``base_filters = ROW_SCOPE`` (FAB applies base filters to list
 and delete: a row outside the scope is a 404)."""
 from __future__ import annotations
 
-import hashlib
-import time
 from typing import Any
 
 from urllib.parse import quote
@@ -18,13 +16,14 @@ from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABExc
 from flask_appbuilder.widgets import ListWidget, SearchWidget
 from flask_babel import get_locale
 from markupsafe import Markup, escape
-from sqlalchemy import event, inspect as sa_inspect, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.routing import BuildError
 
 from app.extensions import db
 from app.security import masking
 from app.security.scopes import hidden_fields, visible
+from app.services.options import options_stamp
 from app.views.formatting import capped_query
 
 
@@ -46,34 +45,7 @@ def _keep_masked_originals(model_key: str | None, item: Any) -> None:
                 setattr(item, field, old)
 
 
-# Tables the choices of a cacheable search form come from (dictionaries, tags, custom fields).
-_OPTION_MODELS = ("DictionaryType", "DictionaryItem", "TagDimension", "Tag", "CustomField")
 _rendered: dict[tuple, str] = {}  # per process; see CachedSearchWidget
-STAMP_SECONDS = 2.0  # how long another process's change to the option tables may go unseen
-_stamp = [float("-inf"), ""]  # when read (time.monotonic()), the stamp
-
-
-def options_stamp() -> str:
-    """A digest of every row of the option tables, read as plain rows (a few hundred, ~1 ms),
-    at most every STAMP_SECONDS per process: a change made in this process (an admin edits a
-    dictionary, a tag, a field) gives a new stamp at once (_option_rows_flushed), one made by
-    another process within STAMP_SECONDS."""
-    now = time.monotonic()
-    if now - _stamp[0] >= STAMP_SECONDS:
-        import app.models as models
-
-        digest = hashlib.blake2b(digest_size=16)
-        for name in _OPTION_MODELS:
-            table = getattr(models, name).__table__
-            digest.update(repr(db.session.execute(select(table).order_by(*table.primary_key)).all()).encode())
-        _stamp[:] = [now, digest.hexdigest()]
-    return _stamp[1]
-
-
-@event.listens_for(Session, "after_flush")
-def _option_rows_flushed(session, flush_context) -> None:  # noqa: ARG001
-    if any(type(o).__name__ in _OPTION_MODELS for o in (*session.new, *session.dirty, *session.deleted)):
-        _stamp[0] = float("-inf")
 
 
 class CachedSearchWidget(SearchWidget):

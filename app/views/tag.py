@@ -49,7 +49,7 @@ def tag_badges(links) -> Markup:
 class PageTagLink(NamedTuple):
     """What tag_badges reads of a customer's tag link."""
     tag_id: int
-    tag: Tag
+    tag: tagging.TagLabel
 
 
 def page_tag_links(ids: list[int]) -> dict[int, list[PageTagLink]]:
