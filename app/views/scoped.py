@@ -8,7 +8,6 @@ and delete: a row outside the scope is a 404)."""
 from __future__ import annotations
 
 from typing import Any
-
 from urllib.parse import quote
 
 from flask import abort, current_app, url_for
