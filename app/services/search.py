@@ -23,7 +23,7 @@ from sqlalchemy import and_, exists, func, not_, or_, select, union
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from app.extensions import db
-from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter, Tag
+from app.models import Contact, CrmUser, Customer, CustomerTag, Department, DictionaryItem, SavedFilter
 from app.models.search import CustomerToken
 from app.security import masking
 from app.security.scopes import current_policy, current_user, hidden_fields, row_clause, visible
@@ -396,8 +396,9 @@ def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE, count:
     items = db.session.execute(select(Customer).where(Customer.id.in_(page_ids)).order_by(Customer.id.desc())
                                .options(*_row_loads())).unique().scalars().all() if page_ids else []
     columns = visible(RESULT_COLUMNS)
+    tags = tagging.tags_of_page(page_ids) if "tags" in columns else {}
     return SearchPage(_capped(len(ids), offset + (count_cap() if count else page_size)), page, page_size, columns,
-                      [_row(item, columns, query.q) for item in items])
+                      [_row(item, columns, query.q, tags.get(item.id, [])) for item in items])
 
 
 def count_matches(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> int:
@@ -412,18 +413,12 @@ def _capped(found: int, shown: int) -> int:
     return CappedCount(shown) if found > shown else found
 
 
-def tag_labels_load():
-    """Loader option for customers' tag badges (tag and dimension). A function: the backref
-    Customer.tag_links exists only once the mappers are configured."""
-    return selectinload(Customer.tag_links).joinedload(CustomerTag.tag).joinedload(Tag.dimension)
-
-
-def _row_loads() -> tuple:  # one query per relation for the whole page, not one per row (N+1)
+def _row_loads() -> tuple:  # one query per relation for the whole page, not one per row (N+1); tags: tags_of_page
     return (*(joinedload(getattr(Customer, r)) for r in ("industry", "type", "level", "region", "owner", "kind")),
-            selectinload(Customer.contacts), tag_labels_load())
+            selectinload(Customer.contacts))
 
 
-def _row(item: Customer, columns: list[str], q: str) -> dict:
+def _row(item: Customer, columns: list[str], q: str, tags: list[tagging.TagLabel]) -> dict:
     from app.views.formatting import fmt_datetime, fmt_money
 
     contact = _shown_contact(item, q)
@@ -434,7 +429,7 @@ def _row(item: Customer, columns: list[str], q: str) -> dict:
         "phone": masking.mask("phone", contact.phone) if contact is not None else "",
         "contact": contact.name if contact is not None else "",
         "last_contact_at": fmt_datetime(item.last_contact_at), "total_amount": fmt_money(item.total_amount),
-        "tags": [link.tag.label for link in item.tag_links if link.tag is not None],
+        "tags": [tag.label for tag in tags],
     }
     masking.mask_row("customer", item, values, full=False)  # lists are masked for everybody
     return {k: v for k, v in values.items() if k in columns or k in ("id", "contact")}

@@ -8,17 +8,61 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models.tag import SOURCE_MANUAL, SOURCE_RULE, TAG_SEPARATOR, CustomerTag, Tag, TagDimension
+from app.services.options import options_stamp
 
 SOURCES = (SOURCE_MANUAL, SOURCE_RULE)
 
 
 class TagError(ValueError):
     """A tag request the user must correct; ``str()`` is the translated message."""
+
+
+class TagLabel(NamedTuple):
+    """A tag as pages show it: 维度-值 in the page's language."""
+    id: int
+    label: str
+
+
+_labels: dict[tuple[str, str], dict[int, TagLabel]] = {}  # per process: (options stamp, language) -> tags
+
+
+def _tag_labels(fresh: bool = False) -> dict[int, TagLabel]:
+    key = (options_stamp(), str(get_locale()))
+    labels = None if fresh else _labels.get(key)
+    if labels is None:
+        if len(_labels) >= 8:
+            _labels.clear()
+        tags = db.session.query(Tag).options(joinedload(Tag.dimension)).all()  # a few dozen, a few hundred at most
+        labels = _labels[key] = {t.id: TagLabel(t.id, t.label) for t in tags}
+    return labels
+
+
+def tags_of_page(ids: list[int]) -> dict[int, list[TagLabel]]:
+    """A page of customers' tags, each customer's in the order they were put on: the (customer,
+    tag) pairs by one plain query, the labels from a per-process table of every tag (kept
+    under the option tables' stamp, app/services/options.py), instead of an ORM object per tag
+    link (250 on a page of 50 customers: most of a list or search page's loading time).
+    Customers without tags are left out."""
+    if not ids:
+        return {}
+    pairs = db.session.execute(select(CustomerTag.customer_id, CustomerTag.tag_id)
+                               .where(CustomerTag.customer_id.in_(ids)).order_by(CustomerTag.id)).all()
+    labels = _tag_labels()
+    if any(tag_id not in labels for _, tag_id in pairs):  # a tag made by another process since the stamp
+        labels = _tag_labels(fresh=True)
+    found: dict[int, list[TagLabel]] = {}
+    for customer_id, tag_id in pairs:
+        if tag_id in labels:
+            found.setdefault(customer_id, []).append(labels[tag_id])
+    return found
 
 
 def parse_label(text: str | None) -> tuple[str, str]:

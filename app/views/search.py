@@ -13,6 +13,7 @@ from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from sqlalchemy import or_, select
 from werkzeug.datastructures import MultiDict
 
@@ -21,7 +22,7 @@ from app.security.scopes import ROW_SCOPE
 from app.services import search
 from app.services.paging import is_capped
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin
-from app.views.scoped import ScopedViewMixin
+from app.views.scoped import ScopedViewMixin, row_link
 
 NOT_ARCHIVED = [["archived", FilterEqual, False]]
 ARCHIVED = [["archived", FilterEqual, True]]
@@ -74,6 +75,19 @@ def query_url(query: search.SearchQuery, **extra) -> str:
     return url_for("CustomerSearchView.index") + "?" + urlencode({**query.as_dict(), **extra}, doseq=True)
 
 
+def condition_rows(fields: list, rows: list[tuple[str, str, str]]) -> list[tuple[Markup, Markup, str]]:
+    """The condition rows' field and operator <option>s, each option made once per page and
+    marked selected per row (each field's label and operators once, not once per row)."""
+    def options(choices, chosen: str) -> Markup:
+        return Markup("").join(head + ("selected" if key == chosen else "") + tail for key, head, tail in choices)
+
+    field_choices = [(spec.key, Markup('<option value="%s" data-ops="%s" ') % (spec.key, ",".join(search.allowed_ops(spec))),
+                      Markup(">%s</option>") % spec.label) for spec in fields]
+    op_choices = [(key, Markup('<option value="%s" ') % key, Markup(">%s</option>") % label)
+                  for key, label in search.OPERATORS.items()]
+    return [(options(field_choices, f), options(op_choices, o), v) for f, o, v in rows]
+
+
 class CustomerSearchView(BaseView):
     """检索: one box, condition rows, tags in/out, 'not contacted for N months', saved filters."""
     route_base = "/customersearch"
@@ -102,10 +116,10 @@ class CustomerSearchView(BaseView):
         rows = list(query.conditions) + [("", "eq", "")] * max(0, CONDITION_ROWS - len(query.conditions))
         saved = [(f, query_url(search.filter_query_safe(f))) for f in search.saved_filters()]
         return self.render_template(
-            "crm/search.html", title=_("Search Customers"), query=query, result=result, rows=rows,
-            fields=search.condition_fields(), operators=search.OPERATORS, ops_of=search.allowed_ops, labels=COLUMN_LABELS,
+            "crm/search.html", title=_("Search Customers"), query=query, result=result,
+            rows=condition_rows(search.condition_fields(), rows), labels=COLUMN_LABELS,
             tags=[t.label for t in _active_tags()], saved=saved, query_url=query_url,
-            query_json=query.as_dict(), count_text=count_text)
+            query_json=query.as_dict(), count_text=count_text, show_link=row_link("CustomerModelView.show"))
 
     @expose("/count")
     @has_access
