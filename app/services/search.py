@@ -121,11 +121,7 @@ def _readings(q: str) -> list[tuple[Any, Any, str | None]]:
         readings.append((found.where(Customer.credit_code == code), Customer.id, None))
     if len(clean) >= 2:  # a name holding the text holds each of its pieces: read the rarest piece's customers
         like = func.lower(Customer.name).like(f"%{_escape(clean)}%", escape="\\")
-        token, few = _rarest({clean[i:i + 2] for i in range(len(clean) - 1)})
-        # a rare piece's customers by their ids: PostgreSQL would otherwise scan customers in id order
-        # for a scope it misjudges (a supervisor's OR) instead of looking up these few
-        readings.append((found.where(Customer.id.in_(few), like), Customer.id, None) if few is not None
-                        else _by_token(token, like))
+        readings.append(_by_token(_rarest({clean[i:i + 2] for i in range(len(clean) - 1)}), like))
     elif clean:  # one character: no token; a scan, cut short by the page limit
         readings.append((found.where(Customer.name.like(f"%{_escape(clean)}%", escape="\\")), Customer.id, None))
     if clean.isascii() and clean.isalnum() and not clean.isdigit():  # pinyin, maybe with Latin letters or digits
@@ -168,13 +164,15 @@ def _by_contact(match) -> tuple[Any, Any, None]:  # a semi-join: two contacts of
 _PROBE = 5_000
 
 
-def _rarest(tokens: set[str]) -> tuple[str, list[int] | None]:
-    """The token carried by the fewest customers (each read only up to _PROBE ids: an index
-    range), with its customers' ids when they are fewer than _PROBE."""
-    sizes = {t: db.session.scalars(select(CustomerToken.customer_id).where(CustomerToken.token == t)
-                                   .limit(_PROBE)).all() for t in sorted(tokens)[:8]}
-    token = min(sizes, key=lambda t: (len(sizes[t]), t))
-    return token, sizes[token] if len(sizes[token]) < _PROBE else None
+def _rarest(tokens: set[str]) -> str:
+    """The token carried by the fewest customers, each counted in the database only up to
+    _PROBE (an index range). Its customers are then read in id order through the token index
+    and checked one by one, stopping at the page (an IN list of a few thousand ids instead
+    cost 40-50 % of the search page, measured at 1,000,000 customers on both engines)."""
+    sizes = {t: db.session.scalar(select(func.count()).select_from(
+        select(CustomerToken.customer_id).where(CustomerToken.token == t).limit(_PROBE).subquery()))
+        for t in sorted(tokens)[:8]}
+    return min(sizes, key=lambda t: (sizes[t], t))
 
 
 def text_match_ids(q: str):
