@@ -133,6 +133,11 @@ def test_bad_conditions_say_what_and_where(admin_client, data):  # noqa: ARG001
     messages = " ".join(resp.get_json()["message"])
     assert resp.status_code == 400 and "很多" in messages and "nosuch" in messages and "不存在的行业" in messages
     assert "条件 1" in messages or "Condition 1" in messages
+    # a tag that does not exist, and one not written 维度-值: each named, nothing else searched
+    resp = api_search(admin_client, tag=["区域-火星", "没有分隔"], notag="需求-不存在")
+    messages = " ".join(resp.get_json()["message"])
+    assert resp.status_code == 400
+    assert "区域-火星" in messages and "没有分隔" in messages and "需求-不存在" in messages
 
 
 def test_search_is_row_scoped_and_masked(client, app, people, data):

@@ -330,9 +330,13 @@ def _tag_ids(labels: list[str], errors: list[str]) -> list[int]:
     ids = []
     for label in labels:
         try:
-            ids.append(tagging.find_tag(label).id)
+            found = tagging.tag_id(label)
         except tagging.TagError:
+            found = None
+        if found is None:
             errors.append(gettext("No such tag: %(tag)s.", tag=label))
+        else:
+            ids.append(found)
     return ids
 
 

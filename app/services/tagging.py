@@ -31,18 +31,46 @@ class TagLabel(NamedTuple):
     label: str
 
 
-_labels: dict[tuple[str, str], dict[int, TagLabel]] = {}  # per process: (options stamp, language) -> tags
+class _TagTable(NamedTuple):
+    labels: dict[int, TagLabel]  # every tag
+    ids: dict[tuple[str, str], int]  # (dimension, value), by their Chinese or English names -> tag id
+    active: list[str]  # the active tags' labels, in the pickers' order (dimension, then tag)
 
 
-def _tag_labels(fresh: bool = False) -> dict[int, TagLabel]:
+_tables: dict[tuple[str, str], _TagTable] = {}  # per process: (options stamp, language) -> tags
+
+
+def _tag_table(fresh: bool = False) -> _TagTable:
     key = (options_stamp(), str(get_locale()))
-    labels = None if fresh else _labels.get(key)
-    if labels is None:
-        if len(_labels) >= 8:
-            _labels.clear()
-        tags = db.session.query(Tag).options(joinedload(Tag.dimension)).all()  # a few dozen, a few hundred at most
-        labels = _labels[key] = {t.id: TagLabel(t.id, t.label) for t in tags}
-    return labels
+    table = None if fresh else _tables.get(key)
+    if table is None:
+        if len(_tables) >= 8:
+            _tables.clear()
+        tags = db.session.query(Tag).options(joinedload(Tag.dimension)).order_by(Tag.id).all()  # dozens, hundreds at most
+        ids: dict[tuple[str, str], int] = {}
+        for t in tags:
+            for dim in (t.dimension.name, t.dimension.name_en):
+                for value in (t.name, t.name_en):
+                    if dim and value:
+                        ids.setdefault((dim, value), t.id)
+        active = sorted((t for t in tags if t.active and t.dimension.active),
+                        key=lambda t: (t.dimension.sort, t.dimension.id, t.sort, t.id))
+        table = _tables[key] = _TagTable({t.id: TagLabel(t.id, t.label) for t in tags}, ids, [t.label for t in active])
+    return table
+
+
+def active_labels() -> list[str]:
+    """The active tags' labels (维度-值 in the page's language), as the tag pickers list them."""
+    return _tag_table().active
+
+
+def tag_id(text: str) -> int | None:
+    """The id of the tag named 维度-值 (Chinese or English names), or None; TagError if ``text``
+    is not written 维度-值. From the per-process table (read again once on a miss: a tag made
+    by another process since the stamp was read)."""
+    key = parse_label(text)
+    found = _tag_table().ids.get(key)
+    return found if found is not None else _tag_table(fresh=True).ids.get(key)
 
 
 def tags_of_page(ids: list[int]) -> dict[int, list[TagLabel]]:
@@ -55,9 +83,9 @@ def tags_of_page(ids: list[int]) -> dict[int, list[TagLabel]]:
         return {}
     pairs = db.session.execute(select(CustomerTag.customer_id, CustomerTag.tag_id)
                                .where(CustomerTag.customer_id.in_(ids)).order_by(CustomerTag.id)).all()
-    labels = _tag_labels()
-    if any(tag_id not in labels for _, tag_id in pairs):  # a tag made by another process since the stamp
-        labels = _tag_labels(fresh=True)
+    labels = _tag_table().labels
+    if any(t not in labels for _, t in pairs):  # a tag made by another process since the stamp
+        labels = _tag_table(fresh=True).labels
     found: dict[int, list[TagLabel]] = {}
     for customer_id, tag_id in pairs:
         if tag_id in labels:

@@ -98,7 +98,7 @@ class CustomerSearchView(BaseView):
     @expose("/")
     @has_access
     def index(self):
-        from app.views.tag import _active_tags
+        from app.services import tagging
 
         page = request.args.get("page", 0, type=int)
         result, errors = None, []
@@ -118,7 +118,7 @@ class CustomerSearchView(BaseView):
         return self.render_template(
             "crm/search.html", title=_("Search Customers"), query=query, result=result,
             rows=condition_rows(search.condition_fields(), rows), labels=COLUMN_LABELS,
-            tags=[t.label for t in _active_tags()], saved=saved, query_url=query_url,
+            tags=tagging.active_labels(), saved=saved, query_url=query_url,
             query_json=query.as_dict(), count_text=count_text, show_link=row_link("CustomerModelView.show"))
 
     @expose("/count")
