@@ -188,10 +188,18 @@ def matching_ids(q: str, clauses: list, tag_ids: list[int], limit: int) -> list[
     order up to ``limit``, then merged (a customer found by two readings counts once). Fewer
     than ``limit`` ids means every match was read."""
     readings = _readings(q) if (q or "").strip() else [(select(Customer.id), Customer.id, None)]
-    fenced = db.engine.dialect.name == "postgresql" and current_policy().scope != "own"  # see _driven
+    postgresql, own = db.engine.dialect.name == "postgresql", current_policy().scope == "own"
+    fenced = postgresql and not own  # see _driven
     found: set[int] = set()
     for stmt, order, token in readings:
         for tag_id in tag_ids:  # a join per tag: the tag index (tag_id, customer_id) read in id order
+            if postgresql and own:
+                # a staff user's own customers (a few thousand, from the owner's index) each
+                # probed per tag; fenced (OFFSET 0), or PostgreSQL merge-joins the whole tag index
+                # in id order (21 ms against 5 at 1,000,000 customers)
+                stmt = stmt.where(select(CustomerTag.id).where(CustomerTag.customer_id == Customer.id,
+                                                               CustomerTag.tag_id == tag_id).offset(0).exists())
+                continue
             link = aliased(CustomerTag)
             stmt = stmt.join(link, and_(link.customer_id == Customer.id, link.tag_id == tag_id))
             if order is Customer.id:
