@@ -107,7 +107,9 @@ def form_field(spec: FieldSpec):
     """The WTForms field of an admin-defined field (its validators from clean_value)."""
     kw = {"label": spec.label, "validators": [_Clean(spec)]}
     if spec.type == "single_choice":
-        return SelectField(choices=[("", "—")] + catalogue.choices(spec), widget=Select2Widget(), **kw)
+        # a form posted without the field (a script, or a form rendered before an admin added it)
+        # leaves it blank, as the browser's "—" would: not "not a valid choice" on a field never shown
+        return SelectField(choices=[("", "—")] + catalogue.choices(spec), widget=Select2Widget(), default="", **kw)
     if spec.type == "multi_choice":
         return SelectMultipleField(choices=catalogue.choices(spec), widget=Select2ManyWidget(), **kw)
     if spec.type == "long_text":
