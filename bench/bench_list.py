@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_search import build  # noqa: E402  (sets up the instance dir / database)
+from bench.timing import times_ms  # noqa: E402
 
 RUNS, WARM, OWNERS, DEPARTMENTS, PASSWORD = 40, 4, 500, 10, "Bench-User-Pass-2024"
 VIEW = "CustomerModelView"
@@ -107,13 +108,8 @@ def _wanted(who: str, label: str) -> bool:
 
 
 def timed(fn, runs: int = RUNS) -> tuple[float, float]:
-    for _ in range(WARM):  # warm: we measure answers, not the first disk read nor a gunicorn worker's first call
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
+    """Median and p95 in ms, after WARM calls (both gunicorn workers have answered once)."""
+    times = times_ms(fn, runs, WARM)
     return statistics.median(times), statistics.quantiles(times, n=20)[18]
 
 

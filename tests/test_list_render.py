@@ -17,31 +17,25 @@ LIST = "/customermodelview/list/"
 
 
 @pytest.fixture(scope="module")
-def customers(app):
+def customers(app, make_user_module):
     """Two salespeople with three customers each; each customer tagged 消费能力-高 then 区域-华东."""
     from app.extensions import appbuilder, db
-    from app.models import Customer, Department, SeedRecord
+    from app.models import Customer
     from app.services import tagging
     from app.services.actor import as_system_user
     from app.services.numbering import next_number
 
     word = "lr" + uuid.uuid4().hex[:6]
     owned = {}
+    names = [make_user_module("sales_staff", "sales") for _ in range(2)]
     with app.app_context():
-        sm = appbuilder.sm
-        role = db.session.get(sm.role_model, db.session.query(SeedRecord).filter_by(kind="role", key="sales_staff")
-                              .one().record_id)
-        dept = db.session.query(Department).filter_by(key="sales").one()
         with as_system_user():
-            for n in range(2):
-                username = f"render_{uuid.uuid4().hex[:8]}"
-                user = sm.add_user(username, "测试", "用户", f"{username}@test.invalid", role, password=USER_PASSWORD)
-                user.department = dept
-                db.session.commit()
+            for n, username in enumerate(names):
+                user = appbuilder.sm.find_user(username=username)
                 ids = []
                 for i in range(3):
                     c = Customer(customer_no=next_number("customer"), name=f"渲染测试{word}{n}{i}号公司",
-                                 owner_id=user.id, department_id=dept.id)
+                                 owner_id=user.id, department_id=user.department_id)
                     db.session.add(c)
                     db.session.commit()
                     ids.append(c.id)
