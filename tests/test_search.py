@@ -116,6 +116,8 @@ def test_combined_conditions_tags_and_idle_months(admin_client, data):
     base = {"q": data["tag"] and f"华星科技有限公司{data['tag']}"}
     assert ids(api_search(admin_client, c=[f"industry:eq:{data['industry']}", "total_amount:gte:10000"],
                           tag=["消费能力-高", "需求-技术支持"], idle=3, q=data["tag"])) == {data["huaxing"]}
+    rows = api_search(admin_client, c=[f"industry:eq:{data['industry']}"], q=data["tag"]).get_json()["result"]
+    assert rows and {r["industry"] for r in rows} == {data["industry"]}, "each row shows its industry's name"
     assert data["huaxing"] in ids(api_search(admin_client, **base, tag="消费能力-高"))
     assert ids(api_search(admin_client, **base, notag="消费能力-高")) == set()
     assert ids(api_search(admin_client, **base, idle=6)) == set()

@@ -45,3 +45,19 @@ def _option_rows_flushed(session, flush_context) -> None:  # noqa: ARG001
 def _option_rows_committed(session) -> None:  # read again once committed (another thread may have read meanwhile)
     if session.info.pop("crm_options_changed", False):
         _stamp[0] = float("-inf")
+
+
+_made: dict[tuple, object] = {}  # per process: (what, stamp, language) -> what build() made of the option tables
+
+
+def per_stamp(what: str, build):
+    """What ``build()`` makes of the option tables (e.g. every dictionary item's label), made
+    once per process for each stamp and page language."""
+    from flask_babel import get_locale
+
+    key = (what, options_stamp(), str(get_locale()))
+    if key not in _made:
+        if len(_made) >= 64:
+            _made.clear()
+        _made[key] = build()
+    return _made[key]

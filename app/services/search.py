@@ -32,6 +32,7 @@ from app.services.dedupe import normalise_credit_code, normalise_phone
 from app.services.fields import (
     CHOICE_TYPES, FieldValueError, clean_value, customer_fields, extra_compare, extra_text, field_by_key,
 )
+from app.services.options import per_stamp
 from app.services.paging import CappedCount, count_cap
 from app.services.search_keys import _clean, pinyin_tokens, write_tokens
 
@@ -407,8 +408,9 @@ def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE, count:
                                .options(*_row_loads())).unique().scalars().all() if page_ids else []
     columns = visible(RESULT_COLUMNS)
     tags = tagging.tags_of_page(page_ids) if "tags" in columns else {}
+    labels = _dictionary_labels()
     return SearchPage(_capped(len(ids), offset + (count_cap() if count else page_size)), page, page_size, columns,
-                      [_row(item, columns, query.q, tags.get(item.id, [])) for item in items])
+                      [_row(item, columns, query.q, tags.get(item.id, []), labels) for item in items])
 
 
 def count_matches(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> int:
@@ -424,18 +426,24 @@ def _capped(found: int, shown: int) -> int:
 
 
 def _row_loads() -> tuple:  # one query per relation for the whole page, not one per row (N+1); tags: tags_of_page
-    return (*(joinedload(getattr(Customer, r)) for r in ("industry", "type", "level", "region", "owner", "kind")),
-            selectinload(Customer.contacts))
+    return joinedload(Customer.owner), selectinload(Customer.contacts)  # dictionary labels: _dictionary_labels
 
 
-def _row(item: Customer, columns: list[str], q: str, tags: list[tagging.TagLabel]) -> dict:
+_DICTIONARY_COLUMNS = ("industry", "type", "level", "region")
+
+
+def _dictionary_labels() -> dict[int, str]:
+    """Every dictionary item's label in the page's language (a few hundred), per process."""
+    return per_stamp("dictionary labels", lambda: {i.id: str(i) for i in db.session.query(DictionaryItem)})
+
+
+def _row(item: Customer, columns: list[str], q: str, tags: list[tagging.TagLabel], labels: dict[int, str]) -> dict:
     from app.views.formatting import fmt_datetime, fmt_money
 
     contact = _shown_contact(item, q)
     values = {
         "id": item.id, "customer_no": item.customer_no, "name": item.name, "credit_code": item.credit_code,
-        "industry": str(item.industry or ""), "type": str(item.type or ""), "level": str(item.level or ""),
-        "region": str(item.region or ""), "owner": str(item.owner or ""),
+        **{c: labels.get(getattr(item, f"{c}_id"), "") for c in _DICTIONARY_COLUMNS}, "owner": str(item.owner or ""),
         "phone": masking.mask("phone", contact.phone) if contact is not None else "",
         "contact": contact.name if contact is not None else "",
         "last_contact_at": fmt_datetime(item.last_contact_at), "total_amount": fmt_money(item.total_amount),
