@@ -11,6 +11,7 @@ configured admin role (AUTH_ROLE_ADMIN) and the system user always see everythin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
 from flask import current_app, g, has_app_context
@@ -140,16 +141,24 @@ def department_arms(department_id: int, also_owner: int | None = None) -> tuple:
     (owner_id, department_id): three ranges per member, usually empty). Both name only
     department_id and id, so a page of the first arm needs no table row, whatever the second
     holds; capped_query reads each arm apart and merges them (app/services/paging.py)."""
+    from app.extensions import db
+
+    return _department_arms(db.engine.dialect.name, department_id, also_owner)
+
+
+@lru_cache(maxsize=1024)
+def _department_arms(dialect: str, department_id: int, also_owner: int | None) -> tuple:
+    """department_arms, built once per process for each department and user (SQL expressions
+    are immutable: building this one cost ~1.5 ms per supervisor page)."""
     from sqlalchemy import any_, func, union_all
     from sqlalchemy.orm import aliased
 
-    from app.extensions import db
     from app.models import Customer, CrmUser
 
     who = CrmUser.department_id == department_id
     members = select(CrmUser.id).where(or_(who, CrmUser.id == also_owner) if also_owner is not None else who)
     other = aliased(Customer)
-    if db.engine.dialect.name == "postgresql":  # an array: the planner then reads the index per member
+    if dialect == "postgresql":  # an array: the planner then reads the index per member
         # instead of hashing the members and scanning every customer filed elsewhere (most of them)
         owned = other.owner_id == any_(func.array(members.scalar_subquery()))
     else:

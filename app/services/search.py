@@ -408,9 +408,9 @@ def search(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE, count:
                                .options(*_row_loads())).unique().scalars().all() if page_ids else []
     columns = visible(RESULT_COLUMNS)
     tags = tagging.tags_of_page(page_ids) if "tags" in columns else {}
-    labels = _dictionary_labels()
+    labels, masked = _dictionary_labels(), masking.masked_fields("customer")
     return SearchPage(_capped(len(ids), offset + (count_cap() if count else page_size)), page, page_size, columns,
-                      [_row(item, columns, query.q, tags.get(item.id, []), labels) for item in items])
+                      [_row(item, columns, query.q, tags.get(item.id, []), labels, masked) for item in items])
 
 
 def count_matches(query: SearchQuery, page: int = 0, page_size: int = PAGE_SIZE) -> int:
@@ -437,7 +437,8 @@ def _dictionary_labels() -> dict[int, str]:
     return per_stamp("dictionary labels", lambda: {i.id: str(i) for i in db.session.query(DictionaryItem)})
 
 
-def _row(item: Customer, columns: list[str], q: str, tags: list[tagging.TagLabel], labels: dict[int, str]) -> dict:
+def _row(item: Customer, columns: list[str], q: str, tags: list[tagging.TagLabel], labels: dict[int, str],
+         masked: dict[str, str]) -> dict:
     from app.views.formatting import fmt_datetime, fmt_money
 
     contact = _shown_contact(item, q)
@@ -449,7 +450,7 @@ def _row(item: Customer, columns: list[str], q: str, tags: list[tagging.TagLabel
         "last_contact_at": fmt_datetime(item.last_contact_at), "total_amount": fmt_money(item.total_amount),
         "tags": [tag.label for tag in tags],
     }
-    masking.mask_row("customer", item, values, full=False)  # lists are masked for everybody
+    masking.mask_row("customer", item, values, full=False, fields=masked)  # lists are masked for everybody
     return {k: v for k, v in values.items() if k in columns or k in ("id", "contact")}
 
 
