@@ -50,9 +50,9 @@ def _option_rows_committed(session) -> None:  # read again once committed (anoth
 _made: dict[tuple, object] = {}  # per process: (what, stamp, language) -> what build() made of the option tables
 
 
-def per_stamp(what: str, build):
+def per_stamp(what, build):
     """What ``build()`` makes of the option tables (e.g. every dictionary item's label), made
-    once per process for each stamp and page language."""
+    once per process for each stamp and page language; ``what`` (hashable) names it."""
     from flask_babel import get_locale
 
     key = (what, options_stamp(), str(get_locale()))

@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 from app.models import Customer
 from app.security.scopes import ROW_SCOPE
 from app.services import search
+from app.services.options import per_stamp
 from app.services.paging import is_capped
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin
 from app.views.scoped import ScopedViewMixin, row_link
@@ -88,6 +89,15 @@ def condition_rows(fields: list, rows: list[tuple[str, str, str]]) -> list[tuple
     return [(options(field_choices, f), options(op_choices, o), v) for f, o, v in rows]
 
 
+def blank_or_condition_rows(fields: list, rows: list[tuple[str, str, str]]) -> list[tuple[Markup, Markup, str]]:
+    """condition_rows; the blank rows of a search without conditions (most pages) made once per
+    process for each field set, option data and language."""
+    if any(row != ("", "eq", "") for row in rows):
+        return condition_rows(fields, rows)
+    return per_stamp(("blank condition rows", tuple(spec.key for spec in fields), len(rows)),
+                     lambda: condition_rows(fields, rows))
+
+
 class CustomerSearchView(BaseView):
     """检索: one box, condition rows, tags in/out, 'not contacted for N months', saved filters."""
     route_base = "/customersearch"
@@ -117,7 +127,7 @@ class CustomerSearchView(BaseView):
         saved = [(f, query_url(search.filter_query_safe(f))) for f in search.saved_filters()]
         return self.render_template(
             "crm/search.html", title=_("Search Customers"), query=query, result=result,
-            rows=condition_rows(search.condition_fields(), rows), labels=COLUMN_LABELS,
+            rows=blank_or_condition_rows(search.condition_fields(), rows), labels=COLUMN_LABELS,
             tags=tagging.active_labels(), saved=saved, query_url=query_url,
             query_json=query.as_dict(), count_text=count_text, show_link=row_link("CustomerModelView.show"))
 
