@@ -35,6 +35,8 @@ from bench.bench_search import build  # noqa: E402  (sets up the instance dir / 
 from bench.timing import times_ms  # noqa: E402
 
 RUNS, WARM, OWNERS, DEPARTMENTS, PASSWORD = 40, 4, 500, 10, "Bench-User-Pass-2024"
+PAGE = 25  # rows per page of the lists and of the search screen (views/search.py PAGE_SIZES)
+LAST = 999 * PAGE  # the offset of page 1,000
 VIEW = "CustomerModelView"
 
 
@@ -182,28 +184,28 @@ def main() -> None:
             kinds = [
                 ("list page 1", f"/{VIEW.lower()}/list/", _list_sql(who, page_sql, where, 0)),
                 ("list page 1,000", f"/{VIEW.lower()}/list/?page_{VIEW}=999",
-                 _list_sql(who, page_sql, where, 49950)) if counts[who] > 49_950 else None,
+                 _list_sql(who, page_sql, where, LAST)) if counts[who] > LAST else None,
                 ("sort by last contact", f"/{VIEW.lower()}/list/?_oc_{VIEW}=last_contact_at&_od_{VIEW}=desc",
-                 page_sql + " ORDER BY c.last_contact_at DESC, c.id DESC LIMIT 50"),
+                 page_sql + f" ORDER BY c.last_contact_at DESC, c.id DESC LIMIT {PAGE}"),
                 (f"3-char Chinese ({word})", "/customersearch/?" + urllib.parse.urlencode({"q": word}),
                  page_sql + f" AND c.id IN (SELECT customer_id FROM crm_customer_token WHERE token = '{piece}')"
-                 f" AND c.name LIKE '%{word}%' ORDER BY c.id DESC LIMIT 50"),
+                 f" AND c.name LIKE '%{word}%' ORDER BY c.id DESC LIMIT {PAGE}"),
                 (f"pinyin initials ({initials})", "/customersearch/?" + urllib.parse.urlencode({"q": initials}),
                  f"SELECT c.* FROM crm_customer c WHERE c.id IN (SELECT t.customer_id FROM crm_customer_token t"
                  f" WHERE t.token = '^{initials[:2]}' AND EXISTS ({page_sql.replace('c.*', 'c.id')} AND ({pinyin_match})"
-                 f" AND c.id = t.customer_id OFFSET 0) ORDER BY t.customer_id DESC LIMIT 50) ORDER BY c.id DESC"
+                 f" AND c.id = t.customer_id OFFSET 0) ORDER BY t.customer_id DESC LIMIT {PAGE}) ORDER BY c.id DESC"
                  if fenced else
                  page_sql + f" AND c.id IN (SELECT customer_id FROM crm_customer_token WHERE token = '^{initials[:2]}')"
-                 f" AND ({pinyin_match}) ORDER BY c.id DESC LIMIT 50"),
+                 f" AND ({pinyin_match}) ORDER BY c.id DESC LIMIT {PAGE}"),
                 ("3-tag filter", "/customersearch/?" + urllib.parse.urlencode({"tag": labels}, doseq=True),
-                 page_sql + f" AND {tags_sql} ORDER BY c.id DESC LIMIT 50"),
+                 page_sql + f" AND {tags_sql} ORDER BY c.id DESC LIMIT {PAGE}"),
             ]
             kinds += [(f"count line ({label.split(' (')[0]})", path.replace("/customersearch/?", "/customersearch/count?"),
                        None) for label, path, _sql in kinds[3:]]  # what the search page asks for apart
             for kind in kinds:
                 if kind is None:
                     lines.append((who, f"list page 1,000: none ({counts[who]:,} customers = "
-                                       f"{-(-counts[who] // 50):,} pages)", None, None, floor[0]))
+                                       f"{-(-counts[who] // PAGE):,} pages)", None, None, floor[0]))
                     continue
                 label, path, sql = kind
                 if not _wanted(who, label):
@@ -249,11 +251,11 @@ def _list_sql(who: str, page_sql: str, where: str, offset: int):
     (paging.merged_page): each arm counted up to the cap past the page, then the page of the
     first arm (the second is empty here: owners work in their customers' departments)."""
     if who != "supervisor":
-        return page_sql + f" ORDER BY c.id DESC LIMIT 50 OFFSET {offset}"
+        return page_sql + f" ORDER BY c.id DESC LIMIT {PAGE} OFFSET {offset}"
     arms = [page_sql.replace("c.*", "c.id") + " AND department_id = :d",
             page_sql.replace("c.*", "c.id") + " AND " + where.split(" OR ", 1)[1]]
     counts = [f"SELECT count(*) FROM ({arm} LIMIT {offset + 1001}) x" for arm in arms]
-    return (*counts, f"SELECT c.* FROM crm_customer c WHERE c.id IN ({arms[0]} ORDER BY c.id DESC LIMIT 50 OFFSET {offset})")
+    return (*counts, f"SELECT c.* FROM crm_customer c WHERE c.id IN ({arms[0]} ORDER BY c.id DESC LIMIT {PAGE} OFFSET {offset})")
 
 
 def _false(url: str) -> str:

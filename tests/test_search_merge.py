@@ -113,11 +113,17 @@ def test_default_cap_reads_1000_plus():
 
 
 def test_search_page_shows_its_page_at_once_and_asks_the_count_apart(app, staff, merged):
-    """More matches than a page: the page says "50+ (counting…)" and links the next page; the
-    count line it asks for says the exact count, or "N+" at the cap."""
+    """More matches than a page: the page says "25+ (counting…)" (25 rows, or the 50 or 100
+    chosen) and links the next page at the same size; the count line it asks for says the exact
+    count, or "N+" at the cap past the page."""
     page = staff.get("/customersearch/", query_string={"q": "鹳鹂批量"}).get_data(as_text=True)
-    assert "50+" in page and 'data-count-url="/customersearch/count?' in page and "page=1" in page
-    assert page.count("鹳鹂批量") >= 50
+    assert "25+" in page and 'data-count-url="/customersearch/count?' in page and "page=1" in page
+    assert page.count('<a href="/customermodelview/show/') == 25
+    page = staff.get("/customersearch/", query_string={"q": "鹳鹂批量", "page_size": 50}).get_data(as_text=True)
+    assert "50+" in page and page.count('<a href="/customermodelview/show/') == 50
+    assert "page=1&amp;page_size=50" in page, "the next page keeps the chosen size"
+    odd = staff.get("/customersearch/", query_string={"q": "鹳鹂批量", "page_size": 7}).get_data(as_text=True)
+    assert odd.count('<a href="/customermodelview/show/') == 25, "a size not offered is the default"
     line = staff.get("/customersearch/count", query_string={"q": "鹳鹂批量"}).get_json()
     assert line["count"] == 51 and line["count_capped"] is False and "51" in line["text"]
     old = app.config["CRM_COUNT_CAP"]
@@ -125,7 +131,9 @@ def test_search_page_shows_its_page_at_once_and_asks_the_count_apart(app, staff,
     try:
         line = staff.get("/customersearch/count", query_string={"q": "鹳鹂批量"}).get_json()
         assert line["count"] == 20 and line["count_capped"] is True and "20+" in line["text"]
-        last = staff.get("/customersearch/count", query_string={"q": "鹳鹂批量", "page": 1}).get_json()
+        second = staff.get("/customersearch/count", query_string={"q": "鹳鹂批量", "page": 1}).get_json()
+        assert second["count"] == 45 and second["count_capped"] is True, "25 rows per page: cap 20 past row 25"
+        last = staff.get("/customersearch/count", query_string={"q": "鹳鹂批量", "page": 1, "page_size": 50}).get_json()
         assert last["count"] == 51 and last["count_capped"] is False, "past the cap the count reaches the end"
     finally:
         app.config["CRM_COUNT_CAP"] = old

@@ -47,6 +47,7 @@ COLUMN_LABELS = {"customer_no": _l("Customer No."), "name": _l("Customer Name"),
                  "owner": _l("Owner"), "phone": _l("Phone"), "last_contact_at": _l("Last Contact"),
                  "total_amount": _l("Cumulative Amount"), "tags": _l("Tags")}
 CONDITION_ROWS = 3
+PAGE_SIZES = (25, 50, 100)  # rows per page of the search screen, the first by default (as the lists)
 
 
 def _scoped_items(view, items) -> list:
@@ -73,7 +74,15 @@ def count_text(n: int, counting: bool = False) -> str:
 
 
 def query_url(query: search.SearchQuery, **extra) -> str:
+    if extra.get("page_size") == PAGE_SIZES[0]:
+        del extra["page_size"]
     return url_for("CustomerSearchView.index") + "?" + urlencode({**query.as_dict(), **extra}, doseq=True)
+
+
+def screen_page() -> tuple[int, int]:
+    """The search screen's (page, page size) from the URL; a size not offered is the default."""
+    size = request.args.get("page_size", PAGE_SIZES[0], type=int)
+    return max(0, request.args.get("page", 0, type=int)), size if size in PAGE_SIZES else PAGE_SIZES[0]
 
 
 def condition_rows(fields: list, rows: list[tuple[str, str, str]]) -> list[tuple[Markup, Markup, str]]:
@@ -98,6 +107,17 @@ def blank_or_condition_rows(fields: list, rows: list[tuple[str, str, str]]) -> l
                      lambda: condition_rows(fields, rows))
 
 
+def tag_options(chosen: list[str]) -> Markup:
+    """The tag pickers' <option>s, ``chosen`` selected; without any chosen (most pages) made once
+    per process for the tag table and language."""
+    from app.services import tagging
+
+    def options() -> Markup:
+        return Markup("").join(Markup("<option%s>%s</option>") % (Markup(" selected") if t in chosen else "", t)
+                               for t in tagging.active_labels())
+    return options() if chosen else per_stamp("tag options", options)
+
+
 class CustomerSearchView(BaseView):
     """检索: one box, condition rows, tags in/out, 'not contacted for N months', saved filters."""
     route_base = "/customersearch"
@@ -108,9 +128,7 @@ class CustomerSearchView(BaseView):
     @expose("/")
     @has_access
     def index(self):
-        from app.services import tagging
-
-        page = request.args.get("page", 0, type=int)
+        page, page_size = screen_page()
         result, errors = None, []
         try:
             query = query_from_request()
@@ -118,7 +136,7 @@ class CustomerSearchView(BaseView):
             query, errors = search.SearchQuery(q=request.args.get("q", "")), exc.errors
         if not errors and not query.is_empty():
             try:
-                result = search.search(query, page=page, count=False)  # the count comes apart (count below)
+                result = search.search(query, page=page, page_size=page_size, count=False)  # the count comes apart (count below)
             except search.SearchError as exc:
                 errors = exc.errors
         for message in errors:
@@ -128,17 +146,18 @@ class CustomerSearchView(BaseView):
         return self.render_template(
             "crm/search.html", title=_("Search Customers"), query=query, result=result,
             rows=blank_or_condition_rows(search.condition_fields(), rows), labels=COLUMN_LABELS,
-            tags=tagging.active_labels(), saved=saved, query_url=query_url,
-            query_json=query.as_dict(), count_text=count_text, show_link=row_link("CustomerModelView.show"))
+            tags_in=tag_options(query.tags_in), tags_out=tag_options(query.tags_out), saved=saved, query_url=query_url,
+            query_json=query.as_dict(), count_text=count_text, show_link=row_link("CustomerModelView.show"),
+            page_sizes=PAGE_SIZES)
 
     @expose("/count")
     @has_access
     def count(self):
         """The count line of a search page, asked for by the page once it is shown: counting up to
         the cap may read far when few customers match (a thin filter), the page need not wait."""
-        page = request.args.get("page", 0, type=int)
+        page, page_size = screen_page()
         try:
-            n = search.count_matches(query_from_request(), page=page)
+            n = search.count_matches(query_from_request(), page=page, page_size=page_size)
         except search.SearchError as exc:
             return jsonify(errors=exc.errors), 400
         return jsonify(count=getattr(n, "shown", n), count_capped=is_capped(n), text=count_text(n))
