@@ -152,6 +152,9 @@ def main() -> None:
         piece = min((word[:2], word[1:]), key=lambda t: db.session.execute(
             text("SELECT count(*) FROM crm_customer_token WHERE token = :t"), {"t": t}).scalar())
     initials = sample.name_initials[2:6]
+    with app.app_context():  # its rarest three-letter piece (search.py _readings, search_keys.initials_pieces)
+        itoken = min((f"^{initials[:3]}", f"^{initials[1:]}"), key=lambda t: db.session.execute(
+            text("SELECT count(*) FROM crm_customer_token WHERE token = :t"), {"t": t}).scalar())
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
@@ -192,10 +195,10 @@ def main() -> None:
                  f" AND c.name LIKE '%{word}%' ORDER BY c.id DESC LIMIT {PAGE}"),
                 (f"pinyin initials ({initials})", "/customersearch/?" + urllib.parse.urlencode({"q": initials}),
                  f"SELECT c.* FROM crm_customer c WHERE c.id IN (SELECT t.customer_id FROM crm_customer_token t"
-                 f" WHERE t.token = '^{initials[:2]}' AND EXISTS ({page_sql.replace('c.*', 'c.id')} AND ({pinyin_match})"
+                 f" WHERE t.token = '{itoken}' AND EXISTS ({page_sql.replace('c.*', 'c.id')} AND ({pinyin_match})"
                  f" AND c.id = t.customer_id OFFSET 0) ORDER BY t.customer_id DESC LIMIT {PAGE}) ORDER BY c.id DESC"
                  if fenced else
-                 page_sql + f" AND c.id IN (SELECT customer_id FROM crm_customer_token WHERE token = '^{initials[:2]}')"
+                 page_sql + f" AND c.id IN (SELECT customer_id FROM crm_customer_token WHERE token = '{itoken}')"
                  f" AND ({pinyin_match}) ORDER BY c.id DESC LIMIT {PAGE}"),
                 ("3-tag filter", "/customersearch/?" + urllib.parse.urlencode({"tag": labels}, doseq=True),
                  page_sql + f" AND {tags_sql} ORDER BY c.id DESC LIMIT {PAGE}"),

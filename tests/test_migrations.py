@@ -73,3 +73,36 @@ def test_no_product_code_creates_tables_behind_alembic():
             if re.search(r"\bcreate_all\s*\(", line):
                 offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert offenders == []
+
+
+def test_trigram_migration_gives_existing_customers_the_tokens_a_new_one_gets(tmp_path):
+    """Customers saved before the initials trigrams (ff222b9695d4) get them on upgrade, the same
+    set name_tokens makes for a customer saved now; downgrade takes them away again."""
+    from app.services.search_keys import name_tokens
+
+    name, initials = "华星星华星科技", "hxxhxkj"  # a repeated piece (hxx... hx) is one token
+    with fresh_database(tmp_path) as url:
+        engine = create_engine(sqlalchemy_url(url))
+        try:
+            db_command(url, tmp_path / "instance", "upgrade", "5bae2b2accad")
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO ab_user (id, first_name, last_name, username, email, active) "
+                                  "VALUES (1, 'a', 'b', 'u', 'u@example.com', true)"))
+                conn.execute(text("INSERT INTO crm_customer (id, customer_no, name, name_initials, archived, created_on,"
+                                  " changed_on, created_by_fk, changed_by_fk) VALUES (7, 'C1', :n, :i, false,"
+                                  " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, 1)"), {"n": name, "i": initials})
+                conn.execute(text("INSERT INTO crm_customer_token (token, customer_id) VALUES (:t, 7)"),
+                             [{"t": t} for t in name_tokens(name, initials) if len(t) < 4])
+
+            def tokens() -> set[str]:
+                engine.dispose()
+                with engine.connect() as conn:
+                    return set(conn.execute(text("SELECT token FROM crm_customer_token WHERE customer_id = 7")).scalars())
+
+            db_command(url, tmp_path / "instance", "upgrade")
+            assert tokens() == name_tokens(name, initials)
+            assert {"^hxx", "^xxh", "^xhx", "^hxk", "^xkj"} <= tokens()
+            db_command(url, tmp_path / "instance", "downgrade", "5bae2b2accad")
+            assert tokens() == {t for t in name_tokens(name, initials) if len(t) < 4}
+        finally:
+            engine.dispose()

@@ -92,7 +92,7 @@ def ids(resp) -> set[int]:
     return {row["id"] for row in resp.get_json()["result"]}
 
 
-@pytest.mark.parametrize("q", ["华星", "华星科技", "hxkj", "HXKJ", "huaxing", "huaxingkeji", "bjhx",
+@pytest.mark.parametrize("q", ["华星", "华星科技", "hxkj", "HXKJ", "xkj", "jyxg", "huaxing", "huaxingkeji", "bjhx",
                                "5678", "13812345678", "+86 138-1234-5678", CREDIT_CODE.lower()])
 def test_one_box_finds_the_customer_by_every_kind(admin_client, data, q):
     found = ids(api_search(admin_client, q=q))

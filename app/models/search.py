@@ -11,14 +11,14 @@ from sqlalchemy.orm import relationship
 class CustomerToken(Model):
     """One search token of a customer's name (app/services/search_keys.py); the primary key
     (token, customer_id) is the look-up index and the only one (WITHOUT ROWID on SQLite: one
-    B-tree). Imports write ~18 tokens per customer, so every index here costs: there is no index
+    B-tree). Imports write ~30 tokens per customer, so every index here costs: there is no index
     on customer_id and no foreign key. The tokens of a customer are removed by recomputing them
     from the stored name (listeners in app/models/customer.py: rename, delete); a token left
     behind is harmless, because every search path checks the name itself after the token
     look-up, and ``search.reindex`` removes orphans."""
     __tablename__ = "crm_customer_token"
     __table_args__ = {"sqlite_with_rowid": False}
-    token = Column(String(3), primary_key=True)
+    token = Column(String(4), primary_key=True)  # 华星, ^hx, ^hxk
     customer_id = Column(Integer, primary_key=True, autoincrement=False)
 
 
