@@ -136,7 +136,8 @@ class CustomerSearchView(BaseView):
             query, errors = search.SearchQuery(q=request.args.get("q", "")), exc.errors
         if not errors and not query.is_empty():
             try:
-                result = search.search(query, page=page, page_size=page_size, count=False)  # the count comes apart (count below)
+                # the count comes apart (count below)
+                result = search.search(query, page=page, page_size=page_size, count=False)
             except search.SearchError as exc:
                 errors = exc.errors
         for message in errors:
@@ -146,9 +147,9 @@ class CustomerSearchView(BaseView):
         return self.render_template(
             "crm/search.html", title=_("Search Customers"), query=query, result=result,
             rows=blank_or_condition_rows(search.condition_fields(), rows), labels=COLUMN_LABELS,
-            tags_in=tag_options(query.tags_in), tags_out=tag_options(query.tags_out), saved=saved, query_url=query_url,
-            query_json=query.as_dict(), count_text=count_text, show_link=row_link("CustomerModelView.show"),
-            page_sizes=PAGE_SIZES)
+            tags_in=tag_options(query.tags_in), tags_out=tag_options(query.tags_out), saved=saved,
+            query_url=query_url, query_json=query.as_dict(), count_text=count_text, page_sizes=PAGE_SIZES,
+            show_link=row_link("CustomerModelView.show"))
 
     @expose("/count")
     @has_access
