@@ -142,6 +142,21 @@ def test_bad_conditions_say_what_and_where(admin_client, data):  # noqa: ARG001
     assert "区域-火星" in messages and "没有分隔" in messages and "需求-不存在" in messages
 
 
+def test_a_result_row_shows_the_customers_values(app, admin_client, people, data):
+    """A search row (read as plain rows: customers, contacts, owners, tags) carries what the
+    customer's page shows: number, name, dictionary names, owner, the primary contact masked,
+    amount, last contact, tags."""
+    with app.app_context():
+        owner = repr(_user(app, people["sales"]))
+    row = next(r for r in api_search(admin_client, q=data["tag"]).get_json()["result"] if r["id"] == data["huaxing"])
+    assert (row["customer_no"], row["name"], row["industry"]) == (data["huaxing_no"], data["huaxing_name"], data["industry"])
+    assert row["owner"] == owner and owner
+    assert row["contact"] == data["contact"] and "*" in row["phone"] and "1234" not in row["phone"]
+    assert row["total_amount"] == "50,000.00"
+    assert row["last_contact_at"].startswith((datetime.utcnow() - timedelta(days=150)).strftime("%Y-%m-"))
+    assert set(row["tags"]) == {"消费能力-高", "需求-技术支持"}
+
+
 def test_search_is_row_scoped_and_masked(client, app, people, data):
     login(client, people["sales"], USER_PASSWORD)
     found = api_search(client, q=data["tag"])
