@@ -22,6 +22,10 @@ def phone() -> str:
     return f"16{uuid.uuid4().int % 10 ** 9:09d}"
 
 
+def landline() -> str:
+    return f"021-6{uuid.uuid4().int % 10 ** 7:07d}"
+
+
 def make_customers(app, tmp_path, *names, username=None, person=False):
     """Customers imported the usual way; returns {name: customer no.}."""
     from app.extensions import db
@@ -57,18 +61,18 @@ def in_english(app, batch_id):
 def test_contacts_clean_file_by_no_and_by_name_with_synonyms_and_primary(app, tmp_path, admin_client):
     a, b = uniq("联系人客户"), uniq("联系人客户")
     nos = make_customers(app, tmp_path, a, b)
-    p1, p2, p3 = phone(), phone(), phone()
+    p1, p2, p3, fixed = phone(), phone(), phone(), landline()
     path = xlsx(tmp_path / "contacts.xlsx", [
         ["客户编号", "客户名称", "姓名", "职务", "手机", "邮箱", "是否主要联系人", "微信"],
         [nos[a], None, "王芳", "采购经理", p1, "wf@example.com", "是", "wf_wx"],
-        [None, a, "李雷", "工程师", "021-62345678", None, "否", None],
+        [None, a, "李雷", "工程师", fixed, None, "否", None],
         [None, b, "韩梅", None, p2, None, "Y", None],
     ])
     report = run_import(app, path, kind="contacts")
     assert report["status"] == "done", report
     assert (report["rows_total"], report["rows_valid"], report["rows_created"]) == (3, 3, 3)
     assert contacts_of(app, nos[a]) == {"王芳": (p1, "采购经理", "wf@example.com", True),
-                                        "李雷": ("021-62345678", "工程师", None, False)}  # leading zero kept
+                                        "李雷": (fixed, "工程师", None, False)}  # leading zero kept
     assert contacts_of(app, nos[b])["韩梅"][3] is True
     page = admin_client.get("/contactmodelview/list/?_flt_0_name=王芳").get_data(as_text=True)
     assert a in page  # the list shows them (phones masked or not, the customer is there)
