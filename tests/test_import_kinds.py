@@ -140,6 +140,14 @@ def test_duplicate_contacts_in_file_and_stored_and_modes(app, tmp_path):
     assert "第 2 行" in messages[0] and "老王" in messages[1] and "第 4 行" in messages[2]
     assert nos[a] in messages[3] and "老王" in messages[3]
     assert set(contacts_of(app, nos[b])) == set()  # all or nothing: nothing saved
+    from app.extensions import db
+    from app.models.importing import ImportBatch
+    from app.services.importer import error_workbook
+
+    with app.test_request_context():  # the error workbook: the rows, bad cells marked, a message column
+        ws = openpyxl.load_workbook(io.BytesIO(error_workbook(db.session.get(ImportBatch, report["batch"])))).active
+        assert [c.value for c in ws[1]] == ["客户编号", "姓名", "电话", "错误信息"] and ws.max_row == 6
+        assert "与本文件第 2 行的电话相同" in ws["D3"].value
     report = run_import(app, path, kind="contacts", mode="valid")
     assert report["status"] == "done" and report["rows_created"] == 2 and report["rows_rejected"] == 3, report
     assert set(contacts_of(app, nos[b])) == {"小赵"} and "小李" in contacts_of(app, nos[a])
