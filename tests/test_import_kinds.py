@@ -214,6 +214,19 @@ def last_contact(app, customer_no):
         return db.session.query(Customer.last_contact_at).filter_by(customer_no=customer_no).scalar()
 
 
+def history_of(app, customer_no):
+    """修改记录 of a customer's interactions and last contact time: (action, entity, field, new value)."""
+    from app.extensions import db
+    from app.models import FieldChange
+
+    with app.app_context():
+        return [(c.action, c.entity, c.field, c.new_value if c.entity == "customer" else None)
+                for c in db.session.query(FieldChange).filter(
+                    FieldChange.customer_no == customer_no, FieldChange.entity.in_(("interaction", "customer")),
+                    FieldChange.field.in_(("imported", "last_contact_at"))).order_by(FieldChange.id)
+                if c.entity == "interaction" or c.field == "last_contact_at"]
+
+
 def test_interactions_import_moves_last_contact_links_contacts_and_undo_restores(app, tmp_path, admin_client,
                                                                                  make_user):
     a, b = uniq("互动客户"), uniq("互动客户")
@@ -236,12 +249,16 @@ def test_interactions_import_moves_last_contact_links_contacts_and_undo_restores
     assert last_contact(app, nos[a]) == datetime(2024, 5, 1, 14, 30)  # as saving one in the UI does
     assert last_contact(app, nos[b]) == datetime(2024, 6, 2, 9, 15)
     assert a in admin_client.get("/interactionmodelview/list/").get_data(as_text=True)
+    assert history_of(app, nos[a]) == [("create", "interaction", "imported", None)] * 2 + [
+        ("update", "customer", "last_contact_at", "2024-05-01 14:30:00")]
 
     token = csrf_token(admin_client.get("/import/").get_data(as_text=True))
     r = admin_client.post(f"/api/v1/import/batches/{report['batch']}/undo", headers={"X-CSRFToken": token})
     assert r.status_code == 200 and r.json["removed"] == 3
     assert interactions_of(app, nos[a]) == [] and last_contact(app, nos[a]) is None
     assert interactions_of(app, nos[b]) == [] and last_contact(app, nos[b]) is None
+    assert history_of(app, nos[a])[3:] == [("delete", "interaction", "imported", None)] * 2 + [
+        ("update", "customer", "last_contact_at", None)]
 
 
 def test_interaction_problems_in_chinese_and_english_and_1904_workbook(app, tmp_path):

@@ -317,33 +317,49 @@ def _save_interactions(rows: list[Row], batch: ImportBatch, user, specs, progres
         history.changeset_id(db.session), "create", "interaction",
         [(i, f"{r.values['occurred_at']:%Y-%m-%d %H:%M} {r.values['key_points']}", *reversed(r.values["_customer"]))
          for i, r in zip(ids, rows)], f"{batch.file_name} (#{batch.id})", user.id, now))
-    _move_last_contact(batch, rows, conn)
+    _move_last_contact(batch, rows, user, now, conn)
     progress(saved=offset + n)
     return n, 0
 
 
-def _move_last_contact(batch: ImportBatch, rows: list[Row], conn) -> None:
+def _move_last_contact(batch: ImportBatch, rows: list[Row], user, now: datetime, conn) -> None:
+    """Each customer's last contact time up to its latest imported interaction: one UPDATE per
+    slice, a field history row per moved customer (as an ORM save records it) and, the first time
+    the batch moves it, an import item keeping the previous value for undo."""
     latest: dict[int, tuple[datetime, str, int]] = {}
     for r in rows:
         cid, no = r.values["_customer"]
         if cid not in latest or latest[cid][0] < r.values["occurred_at"]:
             latest[cid] = (r.values["occurred_at"], no, r.row)
-    ctable = Customer.__table__
-    touched: set[int] = set()
+    ctable, changeset = Customer.__table__, history.changeset_id(db.session)
     for part in _slices(latest):
-        touched.update(db.session.execute(select(ImportItem.customer_id).where(
+        touched = set(db.session.execute(select(ImportItem.customer_id).where(
             ImportItem.batch_id == batch.id, ImportItem.action == "touch", ImportItem.customer_id.in_(part))).scalars())
-        moving = [(cid, before) for cid, before in db.session.execute(
-            select(ctable.c.id, ctable.c.last_contact_at).where(ctable.c.id.in_(part)))
+        moving = [(cid, name, before) for cid, name, before in db.session.execute(
+            select(ctable.c.id, ctable.c.name, ctable.c.last_contact_at).where(ctable.c.id.in_(part)))
             if before is None or before < latest[cid][0]]
+        if not moving:
+            continue
         insert_rows(conn, ImportItem.__table__, (*_ITEM_COLUMNS, "before"), [
             (batch.id, cid, latest[cid][1], latest[cid][2], "touch", "customer", cid,
              json.dumps({"last_contact_at": before.isoformat() if before else None}))
-            for cid, before in moving if cid not in touched])
-        if moving:
-            conn.execute(update(ctable).where(ctable.c.id == bindparam("cid"), or_(
-                ctable.c.last_contact_at.is_(None), ctable.c.last_contact_at < bindparam("at")))
-                .values(last_contact_at=bindparam("at")), [{"cid": cid, "at": latest[cid][0]} for cid, _ in moving])
+            for cid, _, before in moving if cid not in touched])
+        conn.execute(update(ctable).where(ctable.c.id == bindparam("cid"), or_(
+            ctable.c.last_contact_at.is_(None), ctable.c.last_contact_at < bindparam("at")))
+            .values(last_contact_at=bindparam("at")), [{"cid": cid, "at": latest[cid][0]} for cid, _, _ in moving])
+        _last_contact_history(conn, changeset, [(cid, latest[cid][1], name, before, latest[cid][0])
+                                                for cid, name, before in moving], user.id, now)
+
+
+def _last_contact_history(conn, changeset: str, changes, user_id: int, now: datetime) -> None:
+    """Field history rows for last-contact moves: (customer id, no., name, old, new) each."""
+    def text(v):
+        return v.strftime("%Y-%m-%d %H:%M:%S") if v else None
+
+    insert_rows(conn, FieldChange.__table__, (*_HISTORY_COLUMNS[:8], "old_value", "new_value", "changed_by_id",
+                                              "changed_on"),
+                [(changeset, "update", "customer", cid, f"{no} {name}"[:200], no, cid, "last_contact_at", text(old),
+                  text(new), user_id, now) for cid, no, name, old, new in changes if old != new])
 
 
 def _undo_interactions(batch: ImportBatch, items: list[ImportItem], user) -> tuple[int, int]:
@@ -366,17 +382,22 @@ def _undo_interactions(batch: ImportBatch, items: list[ImportItem], user) -> tup
              "imported", f"{batch.file_name} (#{batch.id})", user.id, now)
             for i in part if i.entity_id in existing])
         removed += len(existing)
-    restored = 0
-    touches = {i.customer_id: json.loads(i.before or "{}").get("last_contact_at") for i in items if i.action == "touch"}
+    restored, changes = 0, []
+    touches = {i.customer_id: (i.customer_no, json.loads(i.before or "{}").get("last_contact_at"))
+               for i in items if i.action == "touch"}
+    ctable = Customer.__table__
     for part in _slices(touches):
         remaining = dict(db.session.execute(select(Interaction.customer_id, func.max(Interaction.occurred_at))
                                             .where(Interaction.customer_id.in_(part)).group_by(Interaction.customer_id)).all())
-        for cid in part:
-            before = datetime.fromisoformat(touches[cid]) if touches[cid] else None
+        for cid, name, current in db.session.execute(select(ctable.c.id, ctable.c.name, ctable.c.last_contact_at)
+                                                     .where(ctable.c.id.in_(part))).all():
+            no, before = touches[cid]
+            before = datetime.fromisoformat(before) if before else None
             value = max((v for v in (before, remaining.get(cid)) if v is not None), default=None)
-            db.session.execute(update(Customer.__table__).where(Customer.__table__.c.id == cid)
-                               .values(last_contact_at=value))
+            db.session.execute(update(ctable).where(ctable.c.id == cid).values(last_contact_at=value))
+            changes.append((cid, no, name, current, value))
             restored += 1
+    _last_contact_history(db.session.connection(), changeset, changes, user.id, now)
     return removed, restored
 
 
