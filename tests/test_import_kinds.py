@@ -365,6 +365,7 @@ def test_wizard_kind_choice_end_to_end(app, admin_client, rq_worker, tmp_path):
     wait_until(lambda: status() == "checked", 60, "the check")
     assert contacts_of(app, nos[a]) == {}
     page = admin_client.get(batch_url).get_data(as_text=True)
+    assert '<span id="batch-kind">联系人</span>' in page
     admin_client.post(f"/import/{batch_id}/run", data={"csrf_token": csrf_token(page)})
     wait_until(lambda: status() == "done", 60, "the import")
     assert set(contacts_of(app, nos[a])) == {"向导甲", "向导乙"}

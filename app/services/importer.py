@@ -33,9 +33,9 @@ import uuid
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import import_module
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from importlib import import_module
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, BinaryIO, Callable, Iterator
@@ -465,7 +465,8 @@ def parse_date(v: Any, date1904: bool) -> date:
     raise bad
 
 
-_TIME_RE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*[ T]?\s*(\d{1,2})[:：](\d{2})(?:[:：](\d{2}))?$")
+_TIME_RE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*[ T]?\s*"
+                      r"(\d{1,2})[:：](\d{2})(?:[:：](\d{2}))?$")
 
 
 def parse_timestamp(v: Any, date1904: bool) -> datetime:
@@ -652,7 +653,8 @@ def parse_cell(spec: FieldSpec, header: str, v: Any, lookups: Lookups, date1904:
 
 BLANK = object()  # parse_column: an empty cell
 _SLOW = object()  # parse_column: a cell no fast path takes
-_BY_VALUE = ("single_choice", "multi_choice", "user", "department", "boolean")  # few distinct values: parsed once each
+# few distinct values: parsed once each
+_BY_VALUE = ("single_choice", "multi_choice", "user", "department", "boolean")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]+)?")
 
@@ -1286,8 +1288,8 @@ def _finish(batch: ImportBatch, status: str, errors: list[dict], total: int, val
 def report(batch: ImportBatch) -> dict:
     """The machine-readable report (CLI --json, API), messages in the reader's language."""
     stored = json.loads(batch.report) if batch.report else {"errors": []}
-    return {"batch": batch.id, "kind": batch.kind, "status": batch.status, "file_name": batch.file_name, "mode": batch.mode,
-            "update_by": batch.update_by, "dry_run": batch.dry_run, "rows_total": batch.rows_total,
+    return {"batch": batch.id, "kind": batch.kind, "status": batch.status, "file_name": batch.file_name,
+            "mode": batch.mode, "update_by": batch.update_by, "dry_run": batch.dry_run, "rows_total": batch.rows_total,
             "rows_valid": batch.rows_valid, "rows_created": batch.rows_created, "rows_updated": batch.rows_updated,
             "rows_rejected": batch.rows_rejected, "errors": [render(e) for e in stored["errors"]]}
 

@@ -121,7 +121,8 @@ class ImportView(BaseView):
         return self.render_template("crm/import_batch.html", batch=batch, report=importer.report(batch),
                                     progress=importer.get_progress(batch.id), stale=importer.is_stale(batch),
                                     running=batch.status in importer.RUNNING, retryable=importer.retryable(batch),
-                                    may_undo=importer.may_undo(batch, g.user), title=_l("Import Batch"))
+                                    may_undo=importer.may_undo(batch, g.user), kinds=importer.KINDS,
+                                    title=_l("Import Batch"))
 
     @expose("/<int:pk>/progress")
     @has_access
