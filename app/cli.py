@@ -160,43 +160,58 @@ imports = AppGroup("import", help="导入 / import spreadsheets.")
 crm.add_command(imports)
 
 
-@imports.command("customers")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--mode", type=click.Choice(["all", "valid"]), default="all", show_default=True,
-              help="all：有任何错误则不保存 / all-or-nothing; valid：只导入无误的行 / import the valid rows")
-@click.option("--dry-run", is_flag=True, help="只检查，不保存 / check only, save nothing")
-@click.option("--update-by", type=click.Choice(["no", "credit_code"]), default=None,
-              help="按客户编号(no)或信用代码更新已有客户 / update existing customers matched by customer no. or credit code")
-@click.option("--sheet", default=None, help="工作表名称（默认第一个） / sheet name (default: the first)")
-@click.option("--map", "maps", multiple=True, metavar="表头=字段",
-              help="纠正列映射，字段为 - 表示忽略该列 / correct a column's mapping (HEADER=field, - ignores it)")
-@click.option("--template", default=None, help="已保存的映射模板 / a saved mapping template")
-@click.option("--user", "username", default=None, help="以该用户导入（默认 system） / import as this user")
-@click.option("--json", "as_json", is_flag=True, help="输出机器可读报告 / print the JSON report")
-def import_customers(file: str, mode: str, dry_run: bool, update_by: str | None, sheet: str | None,
-                     maps: tuple[str, ...], template: str | None, username: str | None, as_json: bool) -> None:
-    """从 .xlsx/.csv 导入客户 / import customers from an .xlsx or .csv file."""
-    from app.extensions import appbuilder
-    from app.services.actor import system_user
-    from app.services.importer import acting_as, import_file
+def _import_command(kind: str, help_text: str, updates: bool = False):
+    """``flask crm import KIND FILE``: the same options and report for every kind."""
+    def command(file: str, mode: str, dry_run: bool, sheet: str | None, maps: tuple[str, ...],
+                template: str | None, username: str | None, as_json: bool, update_by: str | None = None) -> None:
+        from app.extensions import appbuilder
+        from app.services.actor import system_user
+        from app.services.importer import acting_as, import_file
 
-    user = appbuilder.sm.find_user(username=username) if username else system_user()
-    if user is None:
-        click.echo(f"未知用户 / unknown user: {username}", err=True)
-        sys.exit(2)
-    mapping = dict(m.split("=", 1) for m in maps if "=" in m)
-    with acting_as(user):
-        result = import_file(file, user, mode=mode, dry_run=dry_run, update_by=update_by, sheet=sheet,
-                             mapping=mapping, template=template)
-    if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False, indent=1))
-    else:
-        click.echo(f"批次 / batch {result['batch']}: {result['status']}  读取 read {result['rows_total']}, "
-                   f"有效 valid {result['rows_valid']}, 新增 created {result['rows_created']}, "
-                   f"更新 updated {result['rows_updated']}, 拒绝 rejected {result['rows_rejected']}")
-        for e in result["errors"]:
-            click.echo(f"  第 {e['row']} 行 / row {e['row']} [{e['column']}] {e['value']!r}: {e['message']}")
-    sys.exit(0 if result["status"] in ("done", "checked") else 1)
+        user = appbuilder.sm.find_user(username=username) if username else system_user()
+        if user is None:
+            click.echo(f"未知用户 / unknown user: {username}", err=True)
+            sys.exit(2)
+        mapping = dict(m.split("=", 1) for m in maps if "=" in m)
+        with acting_as(user):
+            result = import_file(file, user, mode=mode, dry_run=dry_run, update_by=update_by, sheet=sheet,
+                                 mapping=mapping, template=template, kind=kind)
+        if as_json:
+            click.echo(json.dumps(result, ensure_ascii=False, indent=1))
+        else:
+            click.echo(f"批次 / batch {result['batch']}: {result['status']}  读取 read {result['rows_total']}, "
+                       f"有效 valid {result['rows_valid']}, 新增 created {result['rows_created']}, "
+                       f"更新 updated {result['rows_updated']}, 拒绝 rejected {result['rows_rejected']}")
+            for e in result["errors"]:
+                click.echo(f"  第 {e['row']} 行 / row {e['row']} [{e['column']}] {e['value']!r}: {e['message']}")
+        sys.exit(0 if result["status"] in ("done", "checked") else 1)
+
+    command.__doc__ = help_text
+    options = [
+        click.argument("file", type=click.Path(exists=True, dir_okay=False)),
+        click.option("--mode", type=click.Choice(["all", "valid"]), default="all", show_default=True,
+                     help="all：有任何错误则不保存 / all-or-nothing; valid：只导入无误的行 / import the valid rows"),
+        click.option("--dry-run", is_flag=True, help="只检查，不保存 / check only, save nothing"),
+        *([click.option("--update-by", type=click.Choice(["no", "credit_code"]), default=None,
+                        help="按客户编号(no)或信用代码更新已有客户 / update existing customers matched by customer no. "
+                             "or credit code")] if updates else []),
+        click.option("--sheet", default=None, help="工作表名称（默认第一个） / sheet name (default: the first)"),
+        click.option("--map", "maps", multiple=True, metavar="表头=字段",
+                     help="纠正列映射，字段为 - 表示忽略该列 / correct a column's mapping (HEADER=field, - ignores it)"),
+        click.option("--template", default=None, help="已保存的映射模板 / a saved mapping template"),
+        click.option("--user", "username", default=None, help="以该用户导入（默认 system） / import as this user"),
+        click.option("--json", "as_json", is_flag=True, help="输出机器可读报告 / print the JSON report"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return imports.command(kind)(command)
+
+
+_import_command("customers", "从 .xlsx/.csv 导入客户 / import customers from an .xlsx or .csv file.", updates=True)
+_import_command("contacts", "从 .xlsx/.csv 导入联系人（按客户编号或客户名称归属客户） / import contacts from an .xlsx "
+                            "or .csv file (customer by no. or name).")
+_import_command("interactions", "从 .xlsx/.csv 导入互动记录（按客户编号或客户名称归属客户） / import interactions "
+                                "(visits, calls) from an .xlsx or .csv file.")
 
 
 @imports.command("retry")

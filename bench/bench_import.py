@@ -6,6 +6,11 @@ the .csv, and a plain driver executemany INSERT of the same rows in one transact
     .venv/bin/python bench/bench_import.py [N]            # SQLite in a throwaway instance dir
     DATABASE_URL=postgresql://u:p@127.0.0.1:5432/db .venv/bin/python bench/bench_import.py [N]
     .venv/bin/python bench/bench_import.py --big [N]      # peak memory of one N-row .xlsx import
+    .venv/bin/python bench/bench_import.py --kind contacts|interactions [N]   # N default 20,000
+
+--kind: N contacts (6 columns) or interactions (6 columns) in one .xlsx, naming their customers by
+customer no. (N/4 customers imported first, not timed, so four rows per customer), imported
+against the same raw limit (calamine reading the file + one executemany of its rows).
 
 --big (N default 1,000,000) generates one N-row .xlsx (xlsxwriter constant_memory, row by row,
 never held whole; cached as bench-files/big-N.xlsx under the instance dir, which for --big is
@@ -38,6 +43,9 @@ from typing import Iterable, Iterator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BIG = "--big" in sys.argv
+KIND = sys.argv[sys.argv.index("--kind") + 1] if "--kind" in sys.argv else None
+if KIND:
+    del sys.argv[sys.argv.index("--kind"):sys.argv.index("--kind") + 2]
 if BIG:
     sys.argv.remove("--big")
     os.environ.setdefault("CRM_INSTANCE_DIR", str(Path(tempfile.gettempdir()) / "crm-bench-import-big"))
@@ -80,12 +88,12 @@ def iter_rows(n: int, offset: int, choices: dict[str, list[str]]) -> Iterator[li
                      f"0{i:06d}"])
 
 
-def write_xlsx(path: Path, rows: Iterable[list]) -> None:
+def write_xlsx(path: Path, rows: Iterable[list], headers: list[str] = HEADERS) -> None:
     import xlsxwriter
 
     wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False})
     ws = wb.add_worksheet("客户")
-    ws.write_row(0, 0, HEADERS)
+    ws.write_row(0, 0, headers)
     for r, row in enumerate(rows, 1):
         ws.write_row(r, 0, row)
     wb.close()
@@ -98,13 +106,14 @@ def write_csv(path: Path, rows: list[list]) -> None:
         w.writerows(rows)
 
 
-def raw_insert(rows: Iterable[list], read=None) -> float:
-    """A plain executemany of the same rows (16 text columns) into a scratch table, one transaction.
-    With ``read``, the rows come from it (called inside the timing: reading is part of the limit)."""
+def raw_insert(rows: Iterable[list], read=None, width: int = len(HEADERS)) -> float:
+    """A plain executemany of the same rows (``width`` text columns) into a scratch table, one
+    transaction. With ``read``, the rows come from it (called inside the timing: reading is part
+    of the limit)."""
     from app.extensions import db
 
-    cols = ", ".join(f"c{i} TEXT" for i in range(len(HEADERS)))
-    marks = ", ".join(["?" if db.engine.dialect.name == "sqlite" else "%s"] * len(HEADERS))
+    cols = ", ".join(f"c{i} TEXT" for i in range(width))
+    marks = ", ".join(["?" if db.engine.dialect.name == "sqlite" else "%s"] * width)
     raw = db.engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -115,7 +124,7 @@ def raw_insert(rows: Iterable[list], read=None) -> float:
         t0 = time.perf_counter()
         if read is not None:
             rows = read()
-        cur.executemany(f"INSERT INTO bench_raw ({', '.join(f'c{i}' for i in range(len(HEADERS)))}) VALUES ({marks})",
+        cur.executemany(f"INSERT INTO bench_raw ({', '.join(f'c{i}' for i in range(width))}) VALUES ({marks})",
                         ([str(v) for v in row] for row in rows))
         raw.commit()
         elapsed = time.perf_counter() - t0
@@ -216,8 +225,68 @@ def big(n: int) -> None:
           f"{'MET' if rss.peak < target else 'NOT MET'}")
 
 
+KIND_HEADERS = {"contacts": ["客户编号", "姓名", "职务", "手机", "邮箱", "是否主要联系人"],
+                "interactions": ["客户编号", "时间", "方式", "要点", "结果", "下一步"]}
+
+
+def kind_rows(kind: str, nos: list[str]) -> Iterator[list]:
+    """Four rows per customer: contacts with phones of their own, or past interactions."""
+    rnd = random.Random(7)
+    for i in range(len(nos) * 4):
+        no = nos[i // 4]
+        if kind == "contacts":
+            yield [no, rnd.choice(SURNAMES) + rnd.choice(GIVEN), "采购经理", f"15{i:09d}", f"k{i}@example.com",
+                   "是" if i % 4 == 0 else "否"]
+        else:
+            yield [no, f"2024-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d} {rnd.randint(8, 18):02d}:30",
+                   rnd.choice(["电话", "拜访", "邮件", "会议"]), "沟通新季度采购计划，客户关注交期与价格",
+                   rnd.choice(["已解决", "处理中", "待跟进"]), "下周寄送样品"]
+
+
+def bench_kind(kind: str, n: int) -> None:
+    """An N-row contacts or interactions .xlsx import beside the raw limit."""
+    from python_calamine import CalamineWorkbook
+    from sqlalchemy import select
+
+    from app import create_app
+    from app.extensions import db
+    from app.models import Customer
+    from app.services.actor import system_user
+    from app.services.bootstrap import initialise
+    from app.services.importer import acting_as, import_file
+
+    app = create_app()
+    work = Path(tempfile.mkdtemp(prefix="crm-bench-files-"))
+    with app.app_context():
+        initialise()
+        user = system_user()
+        seed = work / "customers.csv"
+        write_csv(seed, make_rows(max(1, n // 4), 1, dictionary_choices()))
+        with acting_as(user):
+            assert import_file(seed, user)["status"] == "done"
+        nos = list(db.session.execute(select(Customer.customer_no).order_by(Customer.id)).scalars())[-max(1, n // 4):]
+        xlsx = work / f"{kind}.xlsx"
+        write_xlsx(xlsx, kind_rows(kind, nos), KIND_HEADERS[kind])
+        raw = raw_insert((), read=lambda: CalamineWorkbook.from_path(str(xlsx)).get_sheet_by_index(0).iter_rows(),
+                         width=len(KIND_HEADERS[kind]))
+        with acting_as(user):
+            t0, c0 = time.perf_counter(), time.process_time()
+            report = import_file(xlsx, user, kind=kind)
+            ours, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows = len(nos) * 4
+        assert report["rows_created"] == rows, {k: report[k] for k in report if k != "errors"} | {"errors": report["errors"][:3]}
+        dialect = db.engine.dialect.name
+    print(f"machine: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, database {dialect}; "
+          f"{rows:,} {kind} x {len(KIND_HEADERS[kind])} columns (.xlsx) for {len(nos):,} customers; "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"{kind}: ours {ours:6.2f} s ({cpu:.2f} s CPU) = {rows / ours:8,.0f} rows/s | raw calamine read + executemany "
+          f"{raw:5.2f} s = {rows / raw:8,.0f} rows/s | ratio {raw / ours:.2f}")
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else (1_000_000 if BIG else 100_000)
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else (20_000 if KIND else 1_000_000 if BIG else 100_000)
+    if KIND:
+        return bench_kind(KIND, n)
     if BIG:
         return big(n)
     import pandas as pd

@@ -33,6 +33,8 @@ class ImportBatch(Model):
     mode = Column(String(10), nullable=False, default="all")  # all (all-or-nothing) / valid
     update_by = Column(String(20))  # None / customer_no / credit_code
     dry_run = Column(Boolean, nullable=False, default=False)
+    # what the file holds: customers / contacts / interactions (app.services.importer.KINDS)
+    kind = Column(String(20), nullable=False, default="customers", server_default="customers")
     status = Column(String(20), nullable=False, default="uploaded", index=True)
     cancel_requested = Column(Boolean, nullable=False, default=False)
     job_id = Column(String(120))  # the RQ job of the last run (to tell a dead worker's batch)
@@ -55,14 +57,18 @@ class ImportBatch(Model):
 
 
 class ImportItem(Model):
-    """A customer an import created or updated; ``before`` holds an updated one's previous values."""
+    """A record an import created or updated; ``before`` holds an updated one's previous values.
+    ``entity``: customer (then ``customer_id`` is the record), contact or interaction (then
+    ``entity_id`` is the record and ``customer_id`` / ``customer_no`` its customer)."""
     __tablename__ = "crm_import_item"
     id = Column(Integer, primary_key=True)
     batch_id = Column(Integer, ForeignKey("crm_import_batch.id", ondelete="CASCADE"), nullable=False, index=True)
     customer_id = Column(Integer, nullable=False, index=True)  # no FK: undo deletes the customer
     customer_no = Column(String(40), nullable=False)
     row = Column(Integer, nullable=False)  # the spreadsheet's row number
-    action = Column(String(10), nullable=False)  # create / update
+    action = Column(String(10), nullable=False)  # create / update (touch: a customer's last contact moved)
+    entity = Column(String(20), nullable=False, default="customer", server_default="customer")
+    entity_id = Column(Integer)  # contacts and interactions: the record (no FK: undo deletes it)
     before = Column(Text)  # JSON, updates only
 
 

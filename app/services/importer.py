@@ -1,5 +1,8 @@
-"""Customer import from spreadsheets (导入): one service behind the wizard, the REST API and
-``flask crm import customers``, so all three give the same result and the same report.
+"""Import from spreadsheets (导入): one service behind the wizard, the REST API and
+``flask crm import customers|contacts|interactions``, so all three give the same result and the
+same report. What a file holds is its batch's kind (``KINDS``): customers here; contacts and
+interactions in app/services/import_kinds.py. A kind supplies its columns, its row checks, its
+writer and its undo; everything else below is shared.
 
 A batch goes: stored upload (size and zip-bomb checks before parsing) -> read (.xlsx through
 calamine, or openpyxl's streaming reader for huge sheets; .csv in UTF-8 / UTF-8 with BOM /
@@ -32,9 +35,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from importlib import import_module
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from flask import current_app
 from flask_babel import force_locale, gettext
@@ -256,7 +260,7 @@ def _stream_xlsx(path: Path, sheet: str | None, date1904: bool) -> tuple[Iterato
     return rows(), date1904, ws.title, estimate
 
 
-def read_sheet(path: Path | str, file_name: str, sheet: str | None = None) -> Sheet:
+def read_sheet(path: Path | str, file_name: str, sheet: str | None = None, kind: str = "customers") -> Sheet:
     """The header (found among the first 10 non-blank rows) read now; the data rows as they stream."""
     path = Path(path)
     if Path(file_name).suffix.lower() == ".csv":
@@ -267,7 +271,7 @@ def read_sheet(path: Path | str, file_name: str, sheet: str | None = None) -> Sh
     head = list(itertools.islice(numbered, 10))
     if not head:
         raise ImportRefused("no_header", N_("The file holds no data."))
-    h = _header_index(head)
+    h = _header_index(head, kind)
     header_row, cells = head[h]
     width = len(cells)
     while width and _blank(cells[width - 1]):
@@ -288,10 +292,10 @@ def _data_rows(numbered: Iterator[tuple[int, list[Any]]], headers: list[str]) ->
         yield n, row
 
 
-def _header_index(numbered: list[tuple[int, list[Any]]]) -> int:
+def _header_index(numbered: list[tuple[int, list[Any]]], kind: str = "customers") -> int:
     """The header is the first of the first 10 non-blank rows that names the most known columns
     (titles or notes above it are skipped); with no known column at all, the first row."""
-    known = _header_lookup()
+    known = _header_lookup(kind)
     best, best_hits = 0, 0
     for i, (_, row) in enumerate(numbered[:10]):
         hits = sum(1 for v in row if header_key(text_of(v)) in known)
@@ -341,9 +345,9 @@ def header_key(text: str) -> str:
     return s
 
 
-def _header_lookup() -> dict[str, str]:
+def _header_lookup(kind: str = "customers") -> dict[str, str]:
     lookup: dict[str, str] = {}
-    for spec in importable_fields():
+    for spec in KINDS[kind].fields():
         names = (*spec.labels(), spec.key, *spec.synonyms) if not spec.custom else (*spec.labels(), spec.key)
         for name in names:
             lookup.setdefault(header_key(name), spec.key)
@@ -352,15 +356,15 @@ def _header_lookup() -> dict[str, str]:
     return lookup
 
 
-def auto_mapping(headers: list[str]) -> list[str | None]:
+def auto_mapping(headers: list[str], kind: str = "customers") -> list[str | None]:
     """Field key per column (IGNORE for our own error column, None: unknown)."""
-    lookup = _header_lookup()
+    lookup = _header_lookup(kind)
     return [lookup.get(header_key(h)) if h else None for h in headers]
 
 
-def apply_mapping(headers: list[str], chosen: dict[str, str] | None) -> list[str | None]:
+def apply_mapping(headers: list[str], chosen: dict[str, str] | None, kind: str = "customers") -> list[str | None]:
     """The automatic mapping, corrected by ``chosen`` (header -> field key or IGNORE)."""
-    mapping = auto_mapping(headers)
+    mapping = auto_mapping(headers, kind)
     for i, h in enumerate(headers):
         if chosen and h in chosen:
             mapping[i] = chosen[h] or None
@@ -461,6 +465,46 @@ def parse_date(v: Any, date1904: bool) -> date:
     raise bad
 
 
+_TIME_RE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*[ T]?\s*"
+                      r"(\d{1,2})[:：](\d{2})(?:[:：](\d{2}))?$")
+
+
+def parse_timestamp(v: Any, date1904: bool) -> datetime:
+    """A date with or without its time of day (a date alone: midnight); Excel serials keep their
+    fraction of a day as the time."""
+    if isinstance(v, datetime):
+        return v.replace(microsecond=0)
+    if isinstance(v, date):
+        return datetime(v.year, v.month, v.day)
+    s = unicodedata.normalize("NFKC", text_of(v))
+    try:
+        number = float(s) if isinstance(v, (int, float)) and not isinstance(v, bool) or _SERIAL_RE.match(s) else None
+        if number is not None:
+            day = serial_date(number, date1904)
+            return datetime(day.year, day.month, day.day) + timedelta(seconds=round((number % 1) * 86400))
+        m = _TIME_RE.match(s)
+        if m:
+            return datetime(*(int(x) for x in m.groups() if x is not None))
+        day = parse_date(v, date1904)
+        return datetime(day.year, day.month, day.day)
+    except (ValueError, OverflowError, Problem):
+        raise Problem("bad_datetime", N_("'%(value)s' is not a date or time (write it as 2024-05-01 14:30)."),
+                      {"value": text_of(v)}) from None
+
+
+_YES = {"是", "y", "yes", "true", "1", "√", "✓", "对", "主要"}
+_NO = {"否", "n", "no", "false", "0", "×", "不是", "非"}
+
+
+def parse_boolean(v: Any) -> bool:
+    s = header_key(text_of(v))
+    if s in _YES:
+        return True
+    if s in _NO:
+        return False
+    raise Problem("bad_boolean", N_("'%(value)s' is not yes or no (write 是 or 否)."), {"value": text_of(v)})
+
+
 def parse_decimal(v: Any, *, money: bool) -> Decimal:
     """1200.5, '1,200.50', '¥1,200.50', '12万', '1.5亿元' -> Decimal."""
     code = "bad_money" if money else "bad_number"
@@ -506,7 +550,8 @@ def check_email(v: Any) -> str:
 class Lookups:
     """Everything a row refers to by name, loaded once per batch: dictionaries, users, departments."""
 
-    def __init__(self, specs: list[FieldSpec]):
+    def __init__(self, specs: list[FieldSpec], table=None):
+        self.table = Customer.__table__ if table is None else table  # text lengths: its columns
         self.items: dict[str, dict[str, DictionaryItem]] = {}
         self.names: dict[str, list[str]] = {}
         for spec in specs:
@@ -557,8 +602,8 @@ class Lookups:
         return d
 
 
-def _text_limit(spec: FieldSpec) -> int | None:
-    col = Customer.__table__.c.get(spec.key)
+def _text_limit(spec: FieldSpec, table=None) -> int | None:
+    col = (Customer.__table__ if table is None else table).c.get(spec.key)
     length = getattr(getattr(col, "type", None), "length", None) if col is not None else None
     return length or (100 if spec.key == "contact_name" else 200 if spec.key == "contact_email" else None)
 
@@ -595,8 +640,12 @@ def parse_cell(spec: FieldSpec, header: str, v: Any, lookups: Lookups, date1904:
         return lookups.user(v)
     if t == "department":
         return lookups.department(v)
+    if t == "timestamp":
+        return parse_timestamp(v, date1904)
+    if t == "boolean":
+        return parse_boolean(v)
     s = text_of(v)
-    limit = _text_limit(spec)
+    limit = _text_limit(spec, lookups.table)
     if limit and len(s) > limit:
         raise Problem("too_long", N_("The text is %(n)s characters long; at most %(max)s fit."), {"n": len(s), "max": limit})
     return s
@@ -604,7 +653,8 @@ def parse_cell(spec: FieldSpec, header: str, v: Any, lookups: Lookups, date1904:
 
 BLANK = object()  # parse_column: an empty cell
 _SLOW = object()  # parse_column: a cell no fast path takes
-_BY_VALUE = ("single_choice", "multi_choice", "user", "department")  # few distinct values: parsed once each
+# few distinct values: parsed once each
+_BY_VALUE = ("single_choice", "multi_choice", "user", "department", "boolean")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]+)?")
 
@@ -657,8 +707,12 @@ def parse_column(spec: FieldSpec, header: str, values: list[Any], lookups: Looku
         for j, v in enumerate(values):
             if out[j] is _SLOW and isinstance(v, str) and fast.fullmatch(s := v.strip()):
                 out[j] = s
+    elif t == "timestamp":
+        for j, v in enumerate(values):
+            if isinstance(v, datetime) and out[j] is _SLOW:
+                out[j] = v.replace(microsecond=0)
     elif t in ("text", "long_text"):
-        limit = _text_limit(spec)
+        limit = _text_limit(spec, lookups.table)
         for j, v in enumerate(values):
             if out[j] is _SLOW and isinstance(v, str) and (not limit or len(s := v.strip()) <= limit):
                 out[j] = s if limit else v.strip()
@@ -684,11 +738,13 @@ class Row:
     name_key: str | None = None  # normalise_name(name), once the duplicate check computed it
 
 
-def mapping_problems(sheet: Sheet, mapping: list[str | None], user, update_by: str | None = None) -> list[dict]:
+def mapping_problems(sheet: Sheet, mapping: list[str | None], user, update_by: str | None = None,
+                     kind: str = "customers") -> list[dict]:
     """Unknown, duplicated and hidden columns, and a required column missing: file-level errors."""
     out = []
-    specs = {s.key: s for s in importable_fields()}
-    hidden = policy_for(user).hidden
+    the_kind = KINDS[kind]
+    specs = {s.key: s for s in the_kind.fields()}
+    hidden = policy_for(user).hidden if the_kind.column_scope else set()
     seen: dict[str, int] = {}
     for i, (h, key) in enumerate(zip(sheet.headers, mapping)):
         header = h or f"({col_letter(i)})"
@@ -696,8 +752,7 @@ def mapping_problems(sheet: Sheet, mapping: list[str | None], user, update_by: s
             continue
         if key is None or key not in specs:
             out.append(_err(sheet.header_row, i, header, h, Problem(
-                "unknown_column", N_("Column %(letter)s '%(column)s' matches no customer field: map it or ignore it."),
-                {"letter": col_letter(i), "column": header})))
+                "unknown_column", the_kind.unknown_column, {"letter": col_letter(i), "column": header})))
         elif key in seen:
             out.append(_err(sheet.header_row, i, header, h, Problem(
                 "duplicate_column", N_("Columns %(first)s and %(second)s both fill %(field)s: keep one."),
@@ -712,6 +767,10 @@ def mapping_problems(sheet: Sheet, mapping: list[str | None], user, update_by: s
             out.append(_err(sheet.header_row, None, "", "", Problem(
                 "missing_column", N_("The file has no column for the required field %(field)s."),
                 {"field": _both(lambda: spec.label)})))
+    if the_kind.one_of and not any(k in seen for k in the_kind.one_of):
+        out.append(_err(sheet.header_row, None, "", "", Problem(
+            "missing_column", N_("The file has no column for the required field %(field)s."),
+            {"field": _both(lambda: " / ".join(specs[k].label for k in the_kind.one_of))})))
     return out
 
 
@@ -723,14 +782,16 @@ class Checker:
     "existing" ones: a row repeating them is a duplicate inside the file."""
 
     def __init__(self, sheet: Sheet, mapping: list[str | None], user, update_by: str | None,
-                 batch_id: int | None = None):
-        specs = {s.key: s for s in importable_fields()}
+                 batch_id: int | None = None, kind: str = "customers"):
+        self.kind = KINDS[kind]
+        specs = {s.key: s for s in self.kind.fields()}
         self.headers, self.date1904, self.user, self.update_by, self.batch_id = (
             sheet.headers, sheet.date1904, user, update_by, batch_id)
         self.cols = [(i, specs[k]) for i, k in enumerate(mapping) if k in specs]
         self.col_of = {spec.key: (i, sheet.headers[i]) for i, spec in self.cols}
-        self.lookups = Lookups([s for _, s in self.cols])
+        self.lookups = Lookups([s for _, s in self.cols], self.kind.table)
         self.first: dict[str, dict[str, int]] = {"name": {}, "credit_code": {}, "phone": {}}
+        self.seen: dict[str, dict] = {}  # the kinds' own cross-chunk state (first rows of keys)
 
     def check(self, part: list[tuple[int, list[Any]]]) -> list[Row]:
         rows = [Row(row_no, cells) for row_no, cells in part]
@@ -746,10 +807,7 @@ class Checker:
                     r.errors.append(_err(r.row, i, header, v, parsed))
                 else:
                     r.values[key] = parsed
-        _check_credit_codes(rows, self.col_of)
-        _match_targets(rows, self.col_of, self.user, self.update_by, self.saved_here)
-        _check_scope(rows, self.col_of, self.user)
-        _check_duplicates(rows, self.col_of, self.first, self.saved_here)
+        self.kind.check(self, rows)
         return rows
 
     def saved_here(self, ids: set[int]) -> set[int]:
@@ -873,6 +931,13 @@ def _check_duplicates(rows: list[Row], col_of, first: dict[str, dict[str, int]],
                 break
 
 
+def _customer_checks(checker: Checker, rows: list[Row]) -> None:
+    _check_credit_codes(rows, checker.col_of)
+    _match_targets(rows, checker.col_of, checker.user, checker.update_by, checker.saved_here)
+    _check_scope(rows, checker.col_of, checker.user)
+    _check_duplicates(rows, checker.col_of, checker.first, checker.saved_here)
+
+
 # -- saving ---------------------------------------------------------------------------------------
 
 class Cancelled(Exception):
@@ -974,6 +1039,15 @@ def _create(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelle
     return saved
 
 
+def _save_customers(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelled,
+                    offset: int) -> tuple[int, int]:
+    """A chunk's valid rows: new customers in bulk, updates through the ORM. (created, updated)"""
+    creates = [r for r in rows if r.target_id is None]
+    updates = [r for r in rows if r.target_id is not None]
+    created = _create(creates, batch, user, specs, lambda saved: progress(saved=offset + saved), cancelled)
+    return created, _update(updates, batch, specs, progress, cancelled, offset + created)
+
+
 def _snapshot(obj, names: list[str]) -> dict:
     out = {}
     for name in names:
@@ -1055,8 +1129,14 @@ def request_cancel(batch: ImportBatch) -> None:
 
 def create_batch(stream: BinaryIO, file_name: str, user, *, sheet: str | None = None, mode: str = "all",
                  update_by: str | None = None, dry_run: bool = False,
-                 mapping: dict[str, str] | None = None, template: str | None = None) -> ImportBatch:
+                 mapping: dict[str, str] | None = None, template: str | None = None,
+                 kind: str = "customers") -> ImportBatch:
     """Store the upload (refused before parsing when too big) and record the batch."""
+    if kind not in KINDS:
+        raise ImportRefused("bad_option", N_("Unknown import '%(value)s': use customers, contacts or interactions."),
+                            value=kind)
+    if update_by and not KINDS[kind].updates:
+        raise ImportRefused("bad_option", N_("Only customers can be updated by an import."))
     if mode not in MODES:
         raise ImportRefused("bad_option", N_("Unknown mode '%(value)s': use all or valid."), value=mode)
     if update_by not in UPDATE_BY:
@@ -1066,7 +1146,7 @@ def create_batch(stream: BinaryIO, file_name: str, user, *, sheet: str | None = 
     path, digest = store_upload(stream, file_name)
     batch = ImportBatch(created_by_id=user.id, file_name=os.path.basename(file_name)[:255], file_hash=digest,
                         file_path=str(path), sheet=sheet or None, mode=mode, update_by=UPDATE_BY[update_by],
-                        dry_run=dry_run, status="uploaded",
+                        dry_run=dry_run, status="uploaded", kind=kind,
                         mapping=json.dumps(chosen, ensure_ascii=False) if chosen else None)
     db.session.add(batch)
     db.session.commit()
@@ -1075,8 +1155,8 @@ def create_batch(stream: BinaryIO, file_name: str, user, *, sheet: str | None = 
 
 def batch_sheet(batch: ImportBatch) -> tuple[Sheet, list[str | None]]:
     """The batch's sheet (rows still to stream) and its mapping for the header as read so far."""
-    sheet = read_sheet(batch.file_path, batch.file_name, batch.sheet)
-    return sheet, apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None)
+    sheet = read_sheet(batch.file_path, batch.file_name, batch.sheet, batch.kind)
+    return sheet, apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None, batch.kind)
 
 
 def preview(batch: ImportBatch, samples: int = 3) -> tuple[Sheet, list[str | None], list[list[str]], int]:
@@ -1085,7 +1165,8 @@ def preview(batch: ImportBatch, samples: int = 3) -> tuple[Sheet, list[str | Non
     sheet, _ = batch_sheet(batch)
     first = [[text_of(c) for c in cells] for _, cells in itertools.islice(sheet.rows, samples)]
     count = len(first) + sum(1 for _ in sheet.rows)
-    return sheet, apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None), first, count
+    return sheet, apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None, batch.kind), \
+        first, count
 
 
 def run_batch(batch_id: int, dry_run: bool | None = None) -> dict:
@@ -1128,9 +1209,10 @@ def _run(batch: ImportBatch, user) -> dict:
                 return _finish(batch, "rejected", [exc.as_error()], 0, 0, 0, 0)
             progress(phase="validating", total=sheet.estimate)
             width = len(sheet.headers)
-            file_errors = mapping_problems(sheet, mapping, user, batch.update_by)
-            checker = Checker(sheet, mapping, user, batch.update_by, batch.id)
-            specs = {s.key: s for s in importable_fields()}
+            kind = KINDS[batch.kind]
+            file_errors = mapping_problems(sheet, mapping, user, batch.update_by, batch.kind)
+            checker = Checker(sheet, mapping, user, batch.update_by, batch.id, batch.kind)
+            specs = {s.key: s for s in kind.fields()}
             saving, claimed = not batch.dry_run, False
             errors: list[dict] = []
             total = valid = created = updated = 0
@@ -1140,8 +1222,9 @@ def _run(batch: ImportBatch, user) -> dict:
                 total += len(part)
                 if len(sheet.headers) > width and not file_errors:  # a value right of the header
                     width = len(sheet.headers)
-                    mapping = apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None)
-                    file_errors = mapping_problems(sheet, mapping, user, batch.update_by)
+                    mapping = apply_mapping(sheet.headers, json.loads(batch.mapping) if batch.mapping else None,
+                                            batch.kind)
+                    file_errors = mapping_problems(sheet, mapping, user, batch.update_by, batch.kind)
                 if file_errors:  # nothing is checked or saved; the rows are only counted
                     progress(read=total, total=max(total, sheet.estimate))
                     continue
@@ -1163,11 +1246,8 @@ def _run(batch: ImportBatch, user) -> dict:
                         db.session.rollback()
                         return report(db.session.get(ImportBatch, batch_id))
                     progress(phase="saving")
-                creates = [r for r in good if r.target_id is None]
-                updates = [r for r in good if r.target_id is not None]
-                created += _create(creates, batch, user, specs, lambda saved: progress(saved=created + saved),
-                                   cancelled)
-                updated += _update(updates, batch, specs, progress, cancelled, created + updated)
+                new, changed = kind.save(good, batch, user, specs, progress, cancelled, created + updated)
+                created, updated = created + new, updated + changed
                 progress(saved=created + updated)
             if cancelled():
                 raise Cancelled()
@@ -1208,8 +1288,8 @@ def _finish(batch: ImportBatch, status: str, errors: list[dict], total: int, val
 def report(batch: ImportBatch) -> dict:
     """The machine-readable report (CLI --json, API), messages in the reader's language."""
     stored = json.loads(batch.report) if batch.report else {"errors": []}
-    return {"batch": batch.id, "status": batch.status, "file_name": batch.file_name, "mode": batch.mode,
-            "update_by": batch.update_by, "dry_run": batch.dry_run, "rows_total": batch.rows_total,
+    return {"batch": batch.id, "kind": batch.kind, "status": batch.status, "file_name": batch.file_name,
+            "mode": batch.mode, "update_by": batch.update_by, "dry_run": batch.dry_run, "rows_total": batch.rows_total,
             "rows_valid": batch.rows_valid, "rows_created": batch.rows_created, "rows_updated": batch.rows_updated,
             "rows_rejected": batch.rows_rejected, "errors": [render(e) for e in stored["errors"]]}
 
@@ -1380,10 +1460,18 @@ def may_undo(batch: ImportBatch, user) -> bool:
 
 
 def undo_batch(batch: ImportBatch, user) -> dict:
-    """Remove the customers the batch created and restore the ones it updated, through the ORM
-    (so field history records every change), all in one transaction."""
+    """Remove the records the batch created and restore the ones it updated (the kind's undo),
+    all in one transaction, recorded in field history."""
     items = db.session.execute(select(ImportItem).where(ImportItem.batch_id == batch.id)
                                .order_by(ImportItem.id.desc())).scalars().all()
+    removed, restored = KINDS[batch.kind].undo(batch, items, user)
+    batch.status, batch.undone_by_id, batch.undone_on = "undone", user.id, datetime.utcnow()
+    db.session.commit()
+    return {"batch": batch.id, "status": batch.status, "removed": removed, "restored": restored}
+
+
+def _undo_customers(batch: ImportBatch, items: list[ImportItem], user) -> tuple[int, int]:  # noqa: ARG001
+    """Through the ORM, so field history records every change."""
     removed = restored = 0
     for item in items:
         customer = db.session.get(Customer, item.customer_id)
@@ -1416,9 +1504,7 @@ def undo_batch(batch: ImportBatch, user) -> dict:
                 if contact is not None:
                     contact.name, contact.phone, contact.email = old["name"], old["phone"], old["email"]
         restored += 1
-    batch.status, batch.undone_by_id, batch.undone_on = "undone", user.id, datetime.utcnow()
-    db.session.commit()
-    return {"batch": batch.id, "status": batch.status, "removed": removed, "restored": restored}
+    return removed, restored
 
 
 # -- workbooks ------------------------------------------------------------------------------------
@@ -1479,17 +1565,18 @@ def error_workbook(batch: ImportBatch) -> bytes:
     return buf.getvalue()
 
 
-def template_workbook() -> bytes:
+def template_workbook(kind: str = "customers") -> bytes:
     """An empty import template from the current field definitions: a notes row, the header row,
     dropdown lists for dictionary fields (from a hidden sheet), text format for codes and phones.
     Without the fields hidden from the current user (column scope)."""
     from app.security.scopes import visible_specs
 
-    specs = visible_specs(importable_fields())
+    the_kind = KINDS[kind]
+    specs = visible_specs(the_kind.fields()) if the_kind.column_scope else the_kind.fields()
     lookups = Lookups(specs)
     buf = io.BytesIO()
     wb = _workbook(buf)
-    ws = wb.add_worksheet(gettext("Customer Files")[:31])
+    ws = wb.add_worksheet(gettext(the_kind.sheet_title)[:31])
     lists = wb.add_worksheet("lists")
     lists.hide()
     text, head = wb.add_format({"num_format": "@"}), wb.add_format({"bold": True, "bg_color": "#DDEBF7"})
@@ -1498,12 +1585,15 @@ def template_workbook() -> bytes:
              "money": N_("Amount, e.g. 1,200.50 or 12万"), "number": N_("Number"), "integer": N_("Whole number"),
              "single_choice": N_("Choose from the list"), "multi_choice": N_("Values from the list, separated by 、"),
              "phone": N_("Phone, e.g. 13800138000"), "email": N_("E-mail"), "user": N_("User name or full name"),
-             "department": N_("Department name"), "text": N_("Text"), "long_text": N_("Text")}
+             "department": N_("Department name"), "text": N_("Text"), "long_text": N_("Text"),
+             "timestamp": N_("Date and time, e.g. 2024-05-01 14:30"), "boolean": N_("Yes or no: 是 / 否")}
     list_col = 0
     for c, spec in enumerate(specs):
         hint = gettext(notes.get(spec.type, N_("Text")))
         if spec.key == "credit_code":
             hint = gettext(N_("18-character unified social credit code (or ID no. for individuals)"))
+        elif spec.key in the_kind.one_of:
+            hint = gettext(N_("Customer no., or the customer's name when no other customer has it"))
         ws.write_string(0, c, (gettext("Required") + " · " if spec.required else "") + hint, note)
         ws.write_string(1, c, spec.label + (" *" if spec.required else ""), head)
         ws.set_column(c, c, 18, text if spec.type in ("text", "phone", "long_text") else None)
@@ -1516,8 +1606,42 @@ def template_workbook() -> bytes:
                 ws.data_validation(2, c, 10001, c, {"validate": "list", "source": ref,
                                                     "error_type": "warning" if spec.type == "multi_choice" else "stop"})
             list_col += 1
+        elif spec.type == "boolean":
+            ws.data_validation(2, c, 10001, c, {"validate": "list", "source": ["是", "否"]})
     ws.set_row(0, 45)
     ws.freeze_panes(2, 0)
     wb.close()
     return buf.getvalue()
 
+
+
+# -- kinds ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImportKind:
+    """What one kind of file imports: its columns, its checks across rows (after the column-wise
+    parsing: ``check(checker, rows)`` appends to each row's errors), its writer (``save(rows,
+    batch, user, specs, progress, cancelled, offset) -> (created, updated)``, in the run's
+    transaction) and its undo (``undo(batch, items, user) -> (removed, restored)``)."""
+    key: str
+    title: str  # msgid: what the wizard offers
+    sheet_title: str  # msgid: the template's sheet
+    fields: Callable[[], list[FieldSpec]]
+    check: Callable[..., None]
+    save: Callable[..., tuple[int, int]]
+    undo: Callable[..., tuple[int, int]]
+    unknown_column: str  # msgid, with %(letter)s and %(column)s
+    table: Any = None  # whose column lengths limit text cells (None: the customer table)
+    one_of: tuple[str, ...] = ()  # at least one of these columns is required (the customer reference)
+    updates: bool = False  # may update existing records (update_by)
+    column_scope: bool = False  # the role's hidden customer fields apply to its columns
+
+
+KINDS: dict[str, ImportKind] = {
+    "customers": ImportKind("customers", N_("Customer"), N_("Customer Files"), importable_fields, _customer_checks,
+                            _save_customers, _undo_customers,
+                            N_("Column %(letter)s '%(column)s' matches no customer field: map it or ignore it."),
+                            updates=True, column_scope=True),
+}
+
+import_module("app.services.import_kinds")  # registers contacts and interactions in KINDS

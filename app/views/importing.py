@@ -1,5 +1,6 @@
-"""导入客户 / Customer import: the wizard (upload, map columns, check, confirm, report, undo) and
-the REST API. Both are thin: the work is app.services.importer, which the CLI uses too.
+"""导入 / Import of customers, contacts and interactions (the batch's kind): the wizard (choose
+what to import, upload, map columns, check, confirm, report, undo) and the REST API. Both are
+thin: the work is app.services.importer, which the CLI uses too.
 
 One permission set, ``CustomerImport``: can_import (wizard and API) and can_undo (supervisors;
 the service also checks that the undoer supervises the importer's department, or is an admin).
@@ -39,6 +40,10 @@ def _options(form) -> dict:
             "sheet": (form.get("sheet") or "").strip() or None}
 
 
+def _kind(value: str | None) -> str:
+    return value if value in importer.KINDS else "customers"
+
+
 class ImportView(BaseView):
     route_base = "/import"
     default_view = "index"
@@ -52,7 +57,8 @@ class ImportView(BaseView):
         self.update_redirect()
         batches = db.session.execute(select(ImportBatch).where(importer.batch_clause(g.user))
                                      .order_by(ImportBatch.id.desc()).limit(100)).scalars().all()
-        return self.render_template("crm/import_index.html", batches=batches, title=_l("Import Customers"))
+        return self.render_template("crm/import_index.html", batches=batches, title=_l("Import Customers"),
+                                    kinds=importer.KINDS, chosen=_kind(request.args.get("kind")))
 
     @expose("/upload", methods=["POST"])
     @has_access
@@ -62,7 +68,8 @@ class ImportView(BaseView):
             flash(_("Choose a file to import."), "danger")
             return redirect(url_for("ImportView.index"))
         try:
-            batch = importer.create_batch(file.stream, file.filename, g.user, **_options(request.form))
+            batch = importer.create_batch(file.stream, file.filename, g.user, kind=_kind(request.form.get("kind")),
+                                          **_options(request.form))
             importer.batch_sheet(batch)  # unreadable files are refused here, with the reason
         except importer.ImportRefused as exc:
             flash(str(exc), "danger")
@@ -91,13 +98,13 @@ class ImportView(BaseView):
         template = request.args.get("template")
         if template:
             try:
-                mapping = importer.apply_mapping(sheet.headers, importer.template_mapping(template))
+                mapping = importer.apply_mapping(sheet.headers, importer.template_mapping(template), batch.kind)
             except importer.ImportRefused as exc:
                 flash(str(exc), "danger")
         templates = db.session.execute(select(ImportTemplate.name).order_by(ImportTemplate.name)).scalars().all()
         return self.render_template("crm/import_mapping.html", batch=batch, sheet=sheet, mapping=mapping, count=count,
-                                    samples=samples, fields=visible_specs(importer.importable_fields()), templates=templates,
-                                    ignore=importer.IGNORE, title=_l("Map Columns"))
+                                    samples=samples, fields=_fields(batch.kind), templates=templates,
+                                    ignore=importer.IGNORE, kinds=importer.KINDS, title=_l("Map Columns"))
 
     def _launch(self, batch: ImportBatch, dry_run: bool) -> None:
         try:
@@ -114,7 +121,8 @@ class ImportView(BaseView):
         return self.render_template("crm/import_batch.html", batch=batch, report=importer.report(batch),
                                     progress=importer.get_progress(batch.id), stale=importer.is_stale(batch),
                                     running=batch.status in importer.RUNNING, retryable=importer.retryable(batch),
-                                    may_undo=importer.may_undo(batch, g.user), title=_l("Import Batch"))
+                                    may_undo=importer.may_undo(batch, g.user), kinds=importer.KINDS,
+                                    title=_l("Import Batch"))
 
     @expose("/<int:pk>/progress")
     @has_access
@@ -157,7 +165,9 @@ class ImportView(BaseView):
             flash(_("Only the importer's supervisor or an admin can undo this import."), "danger")
         else:
             result = importer.undo_batch(batch, g.user)
-            flash(_("Import undone: %(removed)s customers removed, %(restored)s restored.", **result), "success")
+            flash(_("Import undone: %(removed)s customers removed, %(restored)s restored.", **result)
+                  if batch.kind == "customers" else
+                  _("Import undone: %(removed)s records removed, %(restored)s restored.", **result), "success")
         return redirect(url_for("ImportView.batch", pk=pk))
 
     @expose("/<int:pk>/errors.xlsx")
@@ -175,25 +185,45 @@ class ImportView(BaseView):
     @expose("/template.xlsx")
     @has_access
     def template(self):
-        return send_file(io.BytesIO(importer.template_workbook()), mimetype=XLSX, as_attachment=True,
-                         download_name=_("customer-import-template") + ".xlsx")
+        kind = _kind(request.args.get("kind"))
+        name = _("customer-import-template") if kind == "customers" else f"{kind}-import-template"
+        return send_file(io.BytesIO(importer.template_workbook(kind)), mimetype=XLSX, as_attachment=True,
+                         download_name=name + ".xlsx")
+
+
+def _fields(kind: str) -> list:
+    specs = importer.KINDS[kind].fields()
+    return visible_specs(specs) if importer.KINDS[kind].column_scope else specs
 
 
 class ImportApi(BaseApi):
-    """POST /api/v1/import/customers (multipart: file, mode, update_by, dry_run, sheet, mapping as
-    JSON {header: field}, template, async) -> the report (or 202 + batch id with async=1);
+    """POST /api/v1/import/customers, /contacts, /interactions (multipart: file, mode, update_by, dry_run, sheet, mapping as
+    JSON {header: field}, template, async; update_by for customers only) -> the report (or 202 + batch id with async=1);
     GET /api/v1/import/batches/<id> (with ``stale`` and ``retryable``), POST .../cancel, POST .../undo,
     POST .../retry (a failed batch or one whose worker died: 202 + the new job)."""
 
     resource_name = "import"
     allow_browser_login = True
     class_permission_name = PERMS
-    method_permission_name = {"customers": "import", "get_batch": "import", "cancel": "import", "undo": "undo",
+    method_permission_name = {"customers": "import", "contacts": "import", "interactions": "import", "get_batch": "import", "cancel": "import", "undo": "undo",
                              "retry": "import"}
 
     @expose("/customers", methods=["POST"])
     @protect()
     def customers(self):
+        return self._import("customers")
+
+    @expose("/contacts", methods=["POST"])
+    @protect()
+    def contacts(self):
+        return self._import("contacts")
+
+    @expose("/interactions", methods=["POST"])
+    @protect()
+    def interactions(self):
+        return self._import("interactions")
+
+    def _import(self, kind: str):
         file = request.files.get("file")
         if file is None or not file.filename:
             return self.response_400(message=_("Choose a file to import."))
@@ -202,7 +232,7 @@ class ImportApi(BaseApi):
             mapping = json.loads(request.form.get("mapping") or "{}")
             batch = importer.create_batch(file.stream, file.filename, g.user, dry_run=flag("dry_run"),
                                           mapping=mapping, template=request.form.get("template") or None,
-                                          **_options(request.form))
+                                          kind=kind, **_options(request.form))
         except importer.ImportRefused as exc:
             return self.response(422, **{"batch": None, "status": "rejected", "errors": [importer.render(exc.as_error())]})
         except ValueError:

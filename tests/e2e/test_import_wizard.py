@@ -88,3 +88,36 @@ def test_a_batch_whose_worker_died_is_run_again_from_its_page(app, live_server, 
     assert page.locator("#retry-button").count() == 0
     shot(page, "import-6-retried")
     assert count_prefix(app, prefix) == (3, 3)
+
+
+def test_import_wizard_for_interactions(app, live_server, new_page, tmp_path):
+    """The same wizard, 导入内容 互动记录: the customer by its name, the check, the import."""
+    from test_import import run_import
+
+    customer = f"向导互动{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "c.csv"
+    path.write_text(f"客户名称\n{customer}\n", encoding="utf-8")
+    assert run_import(app, path)["status"] == "done"
+    path = tmp_path / "互动记录.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("互动")
+    for r, row in enumerate([["客户名称", "时间", "方式", "要点"], [customer, "2024-05-01 10:00", "拜访", "初次拜访"]]):
+        ws.write_row(r, 0, row)
+    wb.close()
+
+    page = new_page()
+    log_in(page, live_server, "admin", ADMIN_PASSWORD)
+    open_menu(page, "客户管理", "导入客户")
+    page.locator("#import-kind input[value=interactions]").check()
+    page.set_input_files("#upload-form input[type=file]", str(path))
+    page.locator("#upload-form button[type=submit]").click()
+    page.wait_for_load_state("networkidle")
+    text = assert_page_ok(page)
+    assert "互动记录" in text and page.locator("select[name=map_2]").input_value() == "kind"
+    page.locator("#check-button").click()
+    page.wait_for_selector("#confirm-button", timeout=60_000)
+    page.locator("#confirm-button").click()
+    page.wait_for_selector("#undo-button", timeout=60_000)
+    assert "已导入" in assert_page_ok(page) and page.locator("#rows-created").inner_text() == "1"
+    page.goto(f"{live_server}/customermodelview/list/?_flt_2_name={customer}")
+    assert "2024-05-01 10:00" in visible(page).replace("\xa0", " ")  # its 最近联系 moved, as after recording one by hand
