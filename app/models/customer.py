@@ -8,7 +8,7 @@ from sqlalchemy import (
     JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, event, select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import Session, relationship
 
 from app.services.dedupe import normalise_credit_code, normalise_name, normalise_phone
 from app.services.search_keys import drop_tokens, pinyin_keys, write_tokens
@@ -186,3 +186,39 @@ def _customer_tokens_gone(mapper, connection, target: Customer) -> None:  # noqa
 def _contact_keys(mapper, connection, target: Contact) -> None:  # noqa: ARG001
     for column, value in contact_keys(target.phone).items():
         setattr(target, column, value)
+
+
+@event.listens_for(Session, "before_flush")
+def _one_primary_contact(session: Session, flush_context, instances) -> None:  # noqa: ARG001
+    """A customer has one primary contact (主要联系人). A contact saved as primary (new, or its
+    flag just set) takes over: the customer's other primaries are demoted, so field history
+    records them. A primary contact moved to another customer (a merge) stays primary only if that
+    customer has none. Runs before history's own before_flush (models load first)."""
+    from sqlalchemy import inspect
+
+    touched = [c for c in (*session.new, *session.dirty)
+               if isinstance(c, Contact) and c.is_primary and c not in session.deleted]
+    if not touched:
+        return
+    claimed: dict[int, Contact] = {}
+    with session.no_autoflush:
+        for contact in touched:
+            customer_id = contact.customer.id if contact.customer is not None else contact.customer_id
+            if customer_id is None:  # a new customer: nothing stored to demote
+                continue
+            state = inspect(contact)
+            promoted = contact in session.new or state.attrs.is_primary.history.added == [True]
+            moved = state.attrs.customer.history.has_changes() or state.attrs.customer_id.history.has_changes()
+            if not (promoted or moved):
+                continue
+            others = [o for o in session.scalars(select(Contact).where(
+                Contact.customer_id == customer_id, Contact.is_primary.is_(True)))
+                if o is not contact and o.is_primary and o not in session.deleted]
+            if customer_id in claimed and claimed[customer_id] is not contact:
+                others.append(claimed[customer_id])
+            if promoted:
+                for other in others:
+                    other.is_primary = False
+                claimed[customer_id] = contact
+            elif others:
+                contact.is_primary = False
