@@ -39,6 +39,9 @@ class ExportMixin:
     filters and sort, and POST /<view>/export/<xlsx|csv> (permission can_export)."""
 
     export_name: str = ""  # the name for `flask crm export NAME`
+    # column -> a function called once per export, giving the cell of a row: for a column the
+    # list computes with a query per row (the file reads what it needs once instead)
+    export_cells: dict = {}
     list_template = "crm/list_export.html"
 
     def render_template(self, template, **kwargs):
