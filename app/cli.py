@@ -141,9 +141,9 @@ def export_command(list_name: str, out: str, username: str | None, filters: tupl
     """导出列表到 OUT.xlsx 或 OUT.csv / export a list to OUT.xlsx or OUT.csv.
 
     \b
-    LIST: customers 客户档案, contacts 联系人, interactions 互动记录, tasks 跟进任务,
-    followup_plans 跟进计划, tickets 服务工单, my_tickets 我的工单, service_records 服务记录,
-    feedback 客户反馈, surveys 满意度回访, revisits 回访
+    LIST: customers 客户档案, contacts 联系人, interactions 互动记录, tasks 待办任务,
+    followup_plans 跟进计划, tickets 服务工单, my_tickets 我的工单, service_records 客户服务记录,
+    feedback 客户反馈, surveys 满意度回访, revisits 回访任务
     """
     from app.extensions import appbuilder
     from app.services.actor import system_user

@@ -14,12 +14,15 @@ from urllib.parse import urlencode
 import openpyxl
 import pytest
 
-from conftest import as_system, csrf_token  # noqa: F401  (csrf_token: fixture used by the shared helpers)
-from test_export import _flask, _wait_export, as_user, csv_rows, other_client, small_threshold, ui_export  # noqa: F401
+import test_export
+from conftest import as_system
+from test_export import _flask, _wait_export, as_user, csv_rows, other_client, ui_export
+
+small_threshold = test_export.small_threshold  # the fixture: big exports from 3 rows
 
 PHONE = "13955556666"
 NEW_LISTS = {
-    # export name: (list view route, menu label the roles know it by)
+    # export name: the list view's route
     "tickets": "ticketmodelview", "my_tickets": "mytickets", "service_records": "servicerecordmodelview",
     "feedback": "feedbackmodelview", "surveys": "surveymodelview", "revisits": "revisitmodelview",
     "tasks": "taskmodelview", "followup_plans": "followupplanmodelview",
@@ -328,3 +331,59 @@ def test_big_ticket_export_runs_as_a_job_for_the_requester_only(app, rq_worker, 
     other = as_user(other_client(app), users["service_boss"])
     assert other.get(f"/myexports/fetch/{export_id}").status_code == 404
     assert urlencode({"_flt_2_title": tag}) in log.filter
+
+
+# -- no query per row -------------------------------------------------------------------------------
+
+def test_an_export_reads_the_same_few_queries_for_3_or_30_rows(app, admin_client):
+    """Relations are loaded with the rows, labels looked up once per code (feedback's problem
+    attribute), the plans' cadence table read once, the SLA badge computed from loaded rows:
+    ten times the rows, not more queries."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+    from app.models import Customer, Feedback, FollowupPlan, SlaPolicy, Ticket
+    from app.services.numbering import next_number
+
+    def world(n: int) -> str:
+        tag = uuid.uuid4().hex[:6]
+        with as_system(app):
+            policy = db.session.query(SlaPolicy).filter_by(key="repair").one()
+            now = datetime.utcnow()
+            for i in range(n):
+                c = Customer(name=f"查询{tag}{i:02d}", customer_no=next_number("customer"),
+                             level=_item("customer_level", "B"))
+                db.session.add(c)
+                db.session.flush()
+                db.session.add(Ticket(ticket_no=f"Q{tag}{i:02d}", customer_id=c.id, title=f"{tag} 查询", status="new",
+                                      type=_item("ticket_type", "repair"), priority=_item("priority", "low"),
+                                      sla_policy_id=policy.id, opened_at=now, first_response_due=now + timedelta(hours=4),
+                                      resolution_due=now + timedelta(hours=24 + i)))
+                db.session.add(Feedback(feedback_no=f"Q{tag}{i:02d}", customer_id=c.id, content="x", status="pending",
+                                        attribute=("product", "logistics")[i % 2], phone=PHONE))
+                db.session.add(FollowupPlan(customer_id=c.id, stage=_item("followup_stage", "needs"),
+                                            assignee_id=c.created_by_fk or 1, remind_before_minutes=30))
+            db.session.commit()
+        return tag
+
+    def queries(tag: str, n: int) -> dict[str, int]:
+        counts = {}
+        for name, route, args in (("tickets", "ticketmodelview", f"_flt_2_title={tag}"),
+                                  ("feedback", "feedbackmodelview", f"_flt_0_feedback_no=Q{tag}"),
+                                  ("followup_plans", "followupplanmodelview", f"_flt_0_customer=查询{tag}")):
+            seen = []
+            listen = lambda *a: seen.append(a[2])  # noqa: E731
+            with app.app_context():
+                engine = db.engine
+            event.listen(engine, "before_cursor_execute", listen)
+            try:
+                resp = ui_export(admin_client, "xlsx", args, view=route)
+            finally:
+                event.remove(engine, "before_cursor_execute", listen)
+            assert resp.status_code == 200 and len(_sheet(resp.data)) == n, name
+            counts[name] = len([s for s in seen if s.lstrip().upper().startswith("SELECT")])
+        return counts
+
+    small, big = queries(world(3), 3), queries(world(30), 30)
+    # (a warm cache may spare the bigger export a query: never more)
+    assert all(big[k] <= small[k] for k in small), (small, big)
