@@ -387,3 +387,29 @@ def test_an_export_reads_the_same_few_queries_for_3_or_30_rows(app, admin_client
     small, big = queries(world(3), 3), queries(world(30), 30)
     # (a warm cache may spare the bigger export a query: never more)
     assert all(big[k] <= small[k] for k in small), (small, big)
+
+
+def test_exports_read_in_a_second_process_leave_this_process_working(app, desk, admin_client, tmp_path):
+    """From CRM_EXPORT_FORK_ROWS rows a forked process reads the rows: it reads through its own
+    connection, never this process's (on PostgreSQL a shared connection broke the next export
+    of a long-lived process: the CLI, a bench); the files equal the one-process ones."""
+    from werkzeug.datastructures import MultiDict
+
+    from app.extensions import appbuilder
+    from app.services.export import export_to_file
+
+    tag = desk["tag"]
+    args = {"_flt_2_title": tag, "_oc_TicketModelView": "ticket_no", "_od_TicketModelView": "asc"}
+    plain = _sheet(ui_export(admin_client, "xlsx", args, view="ticketmodelview").data)
+    old = app.config.get("CRM_EXPORT_FORK_ROWS", 50_000)
+    app.config["CRM_EXPORT_FORK_ROWS"] = 0
+    try:
+        with app.test_request_context("/"):
+            user = appbuilder.sm.find_user(username=desk["users"]["analyst"])
+            for i, fmt in enumerate(("xlsx", "csv", "xlsx", "csv", "xlsx", "csv", "xlsx")):
+                export_to_file("tickets", tmp_path / f"{i}.{fmt}", user, MultiDict(args))
+    finally:
+        app.config["CRM_EXPORT_FORK_ROWS"] = old
+    assert _sheet((tmp_path / "0.xlsx").read_bytes()) == _sheet((tmp_path / "6.xlsx").read_bytes()) == plain
+    assert len(plain) == 3
+    assert [r[0] for r in csv_rows((tmp_path / "5.csv").read_bytes())[1:]] == [f"W{tag}{i}" for i in range(3)]

@@ -140,6 +140,21 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
+def labelled(state: Callable[[Any], Any], label: Callable[[Any], Any]) -> Callable[[], Callable[[Any], str]]:
+    """An ``export_cells`` entry for a badge column: the label of a row's ``state`` (a status
+    code, an SLA state), each label made once per export instead of a badge per row."""
+    def make() -> Callable[[Any], str]:
+        made: dict = {}
+
+        def cell(item) -> str:
+            key = state(item)
+            if key not in made:
+                made[key] = str(label(key))
+            return made[key]
+        return cell
+    return make
+
+
 def _text(value: Any) -> Any:
     """HTML a list shows (a badge) as its text; anything else as it is."""
     return str(value.striptags()) if isinstance(value, Markup) else value
@@ -193,8 +208,10 @@ class Exporter:
         return query.options(*(joinedload(getattr(dm.obj, r)) for r in rels)) if rels else query
 
     def batches(self, query) -> Iterator[list[list]]:
-        """Rows of ``query`` (the list's filtered, sorted query) in batches of BATCH."""
-        query, batch = self.options(query), []
+        """Rows of ``query`` (the list's filtered, sorted query) in batches of BATCH, read by
+        the session current when the first batch is asked for: a forked reader's own, never the
+        parent's (whose connection the parent keeps using)."""
+        query, batch = self.options(query).with_session(db.session()), []
         for item in query.yield_per(BATCH):
             batch.append(item)
             if len(batch) == BATCH:

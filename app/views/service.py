@@ -27,6 +27,7 @@ from app.services import satisfaction, sla, tickets
 from app.services.numbering import next_number
 from app.views.attachment import AttachableApiMixin, AttachableViewMixin, attachment_files_field
 from app.views.customer import _CheckedApi
+from app.services.export import labelled
 from app.views.export import ExportMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 from app.views.lookup import PickersMixin
@@ -61,8 +62,12 @@ def status_badge(ticket: Ticket) -> Markup:
         ticket.status, tickets.status_label(ticket.status))
 
 
+def sla_state(ticket: Ticket) -> str:
+    return sla.risk(ticket) if ticket.status in OPEN_STATUSES else "none"
+
+
 def sla_badge(ticket: Ticket) -> Markup:
-    state = sla.risk(ticket) if ticket.status in OPEN_STATUSES else "none"
+    state = sla_state(ticket)
     return Markup('<span class="label label-%s" data-sla="%s">%s</span>') % (
         SLA_CLASSES[state], state, SLA_LABELS[state])
 
@@ -108,6 +113,8 @@ class TicketModelView(AttachableViewMixin, ExportMixin, PickersMixin, LocalizedV
     datamodel = CrmSQLAInterface(Ticket)
     base_filters = ROW_SCOPE
     export_name = "tickets"
+    export_cells = {"status_badge": labelled(lambda t: t.status, tickets.status_label),
+                    "sla_badge": labelled(sla_state, SLA_LABELS.get)}
     list_title = show_title = _l("Service Tickets")
     add_title, edit_title = _l("Add Ticket"), _l("Edit Ticket")
     list_columns = ["ticket_no", "title", "customer", "type", "priority", "status_badge", "handler", "team",
