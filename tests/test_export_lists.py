@@ -134,6 +134,23 @@ def test_tickets_export_holds_the_filtered_sorted_rows_with_labels_names_and_dat
     assert not any("<" in str(v) for r in rows for v in r.values())
 
 
+def test_an_english_user_gets_english_headers_and_labels(app, desk):
+    from app.extensions import appbuilder, db
+
+    tag, analyst = desk["tag"], desk["users"]["analyst"]
+    with as_system(app):
+        appbuilder.sm.find_user(username=analyst).locale = "en"
+        db.session.commit()
+    client = as_user(other_client(app), analyst)
+    resp = ui_export(client, "csv", {"_flt_2_title": tag, "_oc_TicketModelView": "ticket_no",
+                                     "_od_TicketModelView": "asc"}, view="ticketmodelview")
+    assert resp.status_code == 200
+    rows = csv_rows(resp.data)
+    assert rows[0][:6] == ["Ticket No.", "Subject", "Customer", "Type", "Priority", "Status"]
+    assert rows[1][3:6] == ["Repair", "High", "In progress"] and rows[1][9] == "No SLA"
+    assert 'filename="Service Tickets-' in resp.headers["Content-Disposition"]
+
+
 @pytest.mark.parametrize("name, args, expect", [
     ("service_records", "_flt_0_service_no=S{tag}1",
      {"服务编号": "S{tag}1", "类别": "售后维护", "进度": "处理中", "评分": 4}),
