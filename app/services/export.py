@@ -177,7 +177,7 @@ class Exporter:
         badge, is called) through the list's own formatter for codes and names (a status code
         becomes its label, remembered per code: looked up once, not per row), a badge as its
         text without the HTML; dates, numbers and booleans stay typed (the writers format
-        them). A view's ``export_cells`` replace this for columns the list computes by query."""
+        them). A view's ``export_cells`` replace this for columns costly per row (a query, a badge)."""
         make = (getattr(self.view, "export_cells", None) or {}).get(column)
         if make is not None:
             return make()

@@ -40,7 +40,8 @@ class ExportMixin:
 
     export_name: str = ""  # the name for `flask crm export NAME`
     # column -> a function called once per export, giving the cell of a row: for a column the
-    # list computes with a query per row (the file reads what it needs once instead)
+    # list computes at a cost per row (a query, an HTML badge); the file does that work once
+    # (app.services.export.labelled for badges)
     export_cells: dict = {}
     list_template = "crm/list_export.html"
 
