@@ -138,7 +138,13 @@ def jobs_run(name: str) -> None:
               help="列表网址中的筛选与排序参数，如 '_flt_2_name=科技' 或整条列表网址，可重复 / the list URL's "
                    "filter and sort arguments (e.g. '_flt_2_name=科技', or the whole list URL); repeatable")
 def export_command(list_name: str, out: str, username: str | None, filters: tuple[str, ...]) -> None:
-    """导出列表到 OUT.xlsx 或 OUT.csv（customers / contacts / interactions） / export a list to OUT.xlsx or OUT.csv."""
+    """导出列表到 OUT.xlsx 或 OUT.csv / export a list to OUT.xlsx or OUT.csv.
+
+    \b
+    LIST: customers 客户档案, contacts 联系人, interactions 互动记录, tasks 待办任务,
+    followup_plans 跟进计划, tickets 服务工单, my_tickets 我的工单, service_records 客户服务记录,
+    feedback 客户反馈, surveys 满意度回访, revisits 回访任务
+    """
     from app.extensions import appbuilder
     from app.services.actor import system_user
     from app.services.export import ExportRefused, export_to_file, parse_args

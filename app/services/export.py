@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from flask import current_app, g
 from flask_babel import force_locale, gettext
+from markupsafe import Markup
 from sqlalchemy import select as sa_select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import MultiDict
@@ -139,6 +140,26 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
+def labelled(state: Callable[[Any], Any], label: Callable[[Any], Any]) -> Callable[[], Callable[[Any], str]]:
+    """An ``export_cells`` entry for a badge column: the label of a row's ``state`` (a status
+    code, an SLA state), each label made once per export instead of a badge per row."""
+    def make() -> Callable[[Any], str]:
+        made: dict = {}
+
+        def cell(item) -> str:
+            key = state(item)
+            if key not in made:
+                made[key] = str(label(key))
+            return made[key]
+        return cell
+    return make
+
+
+def _text(value: Any) -> Any:
+    """HTML a list shows (a badge) as its text; anything else as it is."""
+    return str(value.striptags()) if isinstance(value, Markup) else value
+
+
 class Exporter:
     """A list view's columns (its list_columns the user may see, with its labels) and rows."""
 
@@ -149,8 +170,32 @@ class Exporter:
 
     def _columns(self) -> list[Column]:
         labels = self.view.label_columns
-        return [Column(c, str(labels.get(c, c)), lambda item, c=c: getattr(item, c, None))
-                for c in visible(self.view.list_columns)]
+        return [Column(c, str(labels.get(c, c)), self._getter(c)) for c in visible(self.view.list_columns)]
+
+    def _getter(self, column: str) -> Callable[[Any], Any]:
+        """What the list shows in ``column``, as a cell: FAB's value (a method, such as a status
+        badge, is called) through the list's own formatter for codes and names (a status code
+        becomes its label, remembered per code: looked up once, not per row), a badge as its
+        text without the HTML; dates, numbers and booleans stay typed (the writers format
+        them). A view's ``export_cells`` replace this for columns costly per row (a query, a badge)."""
+        make = (getattr(self.view, "export_cells", None) or {}).get(column)
+        if make is not None:
+            return make()
+        fmt = (self.view.formatters_columns or {}).get(column)
+        seen: dict = {}
+
+        def get(item):
+            value = getattr(item, column, None)
+            if callable(value):
+                value = value()
+            if value is None or isinstance(value, (bool, int, float, Decimal, date)) or fmt is None:
+                return _text(value)
+            if isinstance(value, str):
+                if value not in seen:
+                    seen[value] = _text(fmt(value))
+                return seen[value]
+            return _text(fmt(value))
+        return get
 
     @property
     def headers(self) -> list[str]:
@@ -163,8 +208,10 @@ class Exporter:
         return query.options(*(joinedload(getattr(dm.obj, r)) for r in rels)) if rels else query
 
     def batches(self, query) -> Iterator[list[list]]:
-        """Rows of ``query`` (the list's filtered, sorted query) in batches of BATCH."""
-        query, batch = self.options(query), []
+        """Rows of ``query`` (the list's filtered, sorted query) in batches of BATCH, read by
+        the session current when the first batch is asked for: a forked reader's own, never the
+        parent's (whose connection the parent keeps using)."""
+        query, batch = self.options(query).with_session(db.session()), []
         for item in query.yield_per(BATCH):
             batch.append(item)
             if len(batch) == BATCH:

@@ -56,9 +56,21 @@ def check_task(task: Task) -> None:
 def cadence_days(customer: Customer | None, stage_id: int | None) -> int:
     """Days between a plan's tasks: the shorter of the level's and the stage's cadence."""
     item_ids = [i for i in (getattr(customer, "level_id", None), stage_id) if i]
-    days = [d for (d,) in db.session.query(Cadence.cadence_days)
-            .filter(Cadence.item_id.in_(item_ids), Cadence.cadence_days.isnot(None))] if item_ids else []
-    return min(days) if days else DEFAULT_CADENCE_DAYS
+    days = dict(db.session.query(Cadence.item_id, Cadence.cadence_days)
+                .filter(Cadence.item_id.in_(item_ids), Cadence.cadence_days.isnot(None))) if item_ids else {}
+    return _shortest(days, item_ids)
+
+
+def _shortest(days: dict[int, int], item_ids) -> int:
+    found = [days[i] for i in item_ids if i in days]
+    return min(found) if found else DEFAULT_CADENCE_DAYS
+
+
+def cadence_reader():
+    """cadence_days of many plans (an export of the plan list): the cadence table read once,
+    then a function of a plan (its customer loaded with it)."""
+    days = dict(db.session.query(Cadence.item_id, Cadence.cadence_days).filter(Cadence.cadence_days.isnot(None)))
+    return lambda plan: _shortest(days, (getattr(plan.customer, "level_id", None), plan.stage_id))
 
 
 def _customer_of(item: Any) -> Customer | None:

@@ -39,6 +39,10 @@ class ExportMixin:
     filters and sort, and POST /<view>/export/<xlsx|csv> (permission can_export)."""
 
     export_name: str = ""  # the name for `flask crm export NAME`
+    # column -> a function called once per export, giving the cell of a row: for a column the
+    # list computes at a cost per row (a query, an HTML badge); the file does that work once
+    # (app.services.export.labelled for badges)
+    export_cells: dict = {}
     list_template = "crm/list_export.html"
 
     def render_template(self, template, **kwargs):

@@ -19,6 +19,7 @@ from app.security.scopes import (
 )
 from app.services import feedback as svc
 from app.services.satisfaction import follow_up
+from app.views.export import ExportMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_date, fmt_datetime
 from app.views.lookup import PickersMixin
 from app.views.scoped import ScopedApiMixin, ScopedViewMixin
@@ -102,10 +103,11 @@ class FeedbackNoteModelView(LocalizedValuesMixin, ModelView):
             fb.status = "processing"
 
 
-class FeedbackModelView(PickersMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+class FeedbackModelView(ExportMixin, PickersMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Feedback)
     base_filters = FEEDBACK_SCOPE
     masked_model = "feedback"
+    export_name = "feedback"
     list_title = show_title = _l("Feedback")
     add_title, edit_title = _l("Add Feedback"), _l("Handle Feedback")
     list_columns = ["feedback_no", "submitted_at", "customer", "type", "attribute", "status", "handler",
@@ -206,12 +208,13 @@ class FeedbackRuleModelView(LocalizedValuesMixin, ModelView):
     }
 
 
-class SurveyModelView(PickersMixin, LocalizedValuesMixin, ModelView):
+class SurveyModelView(ExportMixin, PickersMixin, LocalizedValuesMixin, ModelView):
     """满意度回访: the answers, with the handler they attach to (read only)."""
 
     datamodel = CrmSQLAInterface(Survey)
     base_filters = SUBJECT_SCOPE
-    base_permissions = ["can_list", "can_show"]
+    base_permissions = ["can_list", "can_show", "can_export"]
+    export_name = "surveys"
     list_title = show_title = _l("Satisfaction Follow-ups")
     list_columns = ["subject_no", "handler", "created_at", "expires_at", "answered_at", "score", "comment"]
     show_columns = list_columns + ["sent_to"]
@@ -221,12 +224,13 @@ class SurveyModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     formatters_columns = FORMATTERS
 
 
-class RevisitModelView(PickersMixin, LocalizedValuesMixin, ModelView):
+class RevisitModelView(ExportMixin, PickersMixin, LocalizedValuesMixin, ModelView):
     """回访任务: raised by a score ≤ 3, due within 24 hours; ticking 'done' closes it."""
 
     datamodel = CrmSQLAInterface(Revisit)
     base_filters = SUBJECT_SCOPE
-    base_permissions = ["can_list", "can_show", "can_edit"]
+    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
+    export_name = "revisits"
     list_title = show_title = _l("Revisits")
     edit_title = _l("Record Revisit")
     list_columns = ["subject_no", "assignee", "due_at", "done_at", "result"]

@@ -21,8 +21,9 @@ from app.extensions import db
 from app.models import Cadence, FollowupPlan, Reminder, Task
 from app.models.dictionary import choices_of
 from app.security.scopes import ROW_SCOPE, current_policy, require_in_scope, row_clause
-from app.services.followup import complete_task, due_problem, now, schedule_next, task_saved
+from app.services.followup import cadence_reader, complete_task, due_problem, now, schedule_next, task_saved
 from app.services.reminders import describe
+from app.views.export import ExportMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 from app.views.lookup import PickersMixin
 
@@ -164,9 +165,10 @@ class TaskSavingMixin:
         task_saved(item, g.user.id)
 
 
-class TaskModelView(TaskSavingMixin, PickersMixin, LocalizedValuesMixin, ModelView):
+class TaskModelView(TaskSavingMixin, ExportMixin, PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Task)
     base_filters = ROW_SCOPE
+    export_name = "tasks"
     list_title = show_title = _l("Tasks")
     add_title, edit_title = _l("Add Task"), _l("Edit Task")
     list_columns = ["due_at", "title", "customer", "assignee", "status"]
@@ -200,9 +202,11 @@ class TaskModelView(TaskSavingMixin, PickersMixin, LocalizedValuesMixin, ModelVi
         return redirect(request.referrer or url_for(".list"))
 
 
-class FollowupPlanModelView(PickersMixin, LocalizedValuesMixin, ModelView):
+class FollowupPlanModelView(ExportMixin, PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(FollowupPlan)
     base_filters = ROW_SCOPE
+    export_name = "followup_plans"
+    export_cells = {"cadence": cadence_reader}  # the list asks the cadence table per row; the file once
     list_title = show_title = _l("Follow-up Plans")
     add_title, edit_title = _l("Add Follow-up Plan"), _l("Edit Follow-up Plan")
     list_columns = ["customer", "stage", "cadence", "assignee", "remind_before_minutes", "active"]

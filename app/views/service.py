@@ -27,6 +27,8 @@ from app.services import satisfaction, sla, tickets
 from app.services.numbering import next_number
 from app.views.attachment import AttachableApiMixin, AttachableViewMixin, attachment_files_field
 from app.views.customer import _CheckedApi
+from app.services.export import labelled
+from app.views.export import ExportMixin
 from app.views.formatting import CrmSQLAInterface, LocalizedValuesMixin, fmt_datetime
 from app.views.lookup import PickersMixin
 
@@ -60,8 +62,12 @@ def status_badge(ticket: Ticket) -> Markup:
         ticket.status, tickets.status_label(ticket.status))
 
 
+def sla_state(ticket: Ticket) -> str:
+    return sla.risk(ticket) if ticket.status in OPEN_STATUSES else "none"
+
+
 def sla_badge(ticket: Ticket) -> Markup:
-    state = sla.risk(ticket) if ticket.status in OPEN_STATUSES else "none"
+    state = sla_state(ticket)
     return Markup('<span class="label label-%s" data-sla="%s">%s</span>') % (
         SLA_CLASSES[state], state, SLA_LABELS[state])
 
@@ -103,9 +109,12 @@ class MineFilter(BaseFilter):
             select(ticket_collaborators.c.ticket_id).where(ticket_collaborators.c.user_id == uid))))
 
 
-class TicketModelView(AttachableViewMixin, PickersMixin, LocalizedValuesMixin, ModelView):
+class TicketModelView(AttachableViewMixin, ExportMixin, PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Ticket)
     base_filters = ROW_SCOPE
+    export_name = "tickets"
+    export_cells = {"status_badge": labelled(lambda t: t.status, tickets.status_label),
+                    "sla_badge": labelled(sla_state, SLA_LABELS.get)}
     list_title = show_title = _l("Service Tickets")
     add_title, edit_title = _l("Add Ticket"), _l("Edit Ticket")
     list_columns = ["ticket_no", "title", "customer", "type", "priority", "status_badge", "handler", "team",
@@ -163,7 +172,8 @@ class MyTicketModelView(TicketModelView):
 
     route_base = "/mytickets"
     base_filters = ROW_SCOPE + [["id", MineFilter, None]]
-    base_permissions = ["can_list", "can_show"]
+    base_permissions = ["can_list", "can_show", "can_export"]
+    export_name = "my_tickets"
     list_title = _l("My Tickets")
     base_order = ("resolution_due", "asc")
 
@@ -202,9 +212,10 @@ class SupervisorBoardView(BaseView):
             away=away, teams=teams, scores=satisfaction.scores_by_handler([user.id for user, *_ in load]))
 
 
-class ServiceRecordModelView(PickersMixin, LocalizedValuesMixin, ModelView):
+class ServiceRecordModelView(ExportMixin, PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(ServiceRecord)
     base_filters = ROW_SCOPE
+    export_name = "service_records"
     list_title = show_title = _l("Service Records")
     add_title, edit_title = _l("Add Service Record"), _l("Edit Service Record")
     list_columns = ["service_no", "customer", "kind", "occurred_at", "progress", "handler", "score", "ticket"]
