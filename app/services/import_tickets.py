@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import force_locale, gettext
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.models import AgentProfile, Customer, FieldChange, Team, Ticket, TicketEvent
@@ -342,12 +343,17 @@ def _dispatch(ids: list[int], now: datetime) -> None:
     """What opening a ticket in the UI does next: the assignment rules, one ticket at a time
     (each choice sees the loads the previous ones left)."""
     for part in _slices(ids):
-        found = db.session.execute(select(Ticket).where(Ticket.id.in_(part)).order_by(Ticket.id)).scalars().all()
+        found = db.session.execute(select(Ticket).options(selectinload(Ticket.events)).where(Ticket.id.in_(part))
+                                   .order_by(Ticket.id)).scalars().all()
         customers = {c.id: c for c in db.session.execute(
-            select(Customer).where(Customer.id.in_({t.customer_id for t in found}))).scalars()}
-        for ticket in found:
-            tickets.dispatch(ticket, customers[ticket.customer_id], now)
-            db.session.flush()
+            select(Customer).options(selectinload(Customer.region)).where(
+                Customer.id.in_({t.customer_id for t in found}))).scalars()}
+        with db.session.no_autoflush:
+            for ticket in found:
+                tickets.dispatch(ticket, customers[ticket.customer_id], now)
+                if ticket.handler_id is not None:
+                    db.session.flush()  # the handler's load counts in the next choice
+    db.session.flush()
 
 
 def _undo_tickets(batch: ImportBatch, items: list[ImportItem], user) -> tuple[int, int]:
