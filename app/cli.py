@@ -218,6 +218,8 @@ _import_command("contacts", "从 .xlsx/.csv 导入联系人（按客户编号或
                             "or .csv file (customer by no. or name).")
 _import_command("interactions", "从 .xlsx/.csv 导入互动记录（按客户编号或客户名称归属客户） / import interactions "
                                 "(visits, calls) from an .xlsx or .csv file.")
+_import_command("tickets", "从 .xlsx/.csv 导入服务工单（新建或已关闭的，按客户编号或客户名称归属客户） / import service "
+                           "tickets, open or closed, from an .xlsx or .csv file (customer by no. or name).")
 
 
 @imports.command("retry")

@@ -6,11 +6,13 @@ the .csv, and a plain driver executemany INSERT of the same rows in one transact
     .venv/bin/python bench/bench_import.py [N]            # SQLite in a throwaway instance dir
     DATABASE_URL=postgresql://u:p@127.0.0.1:5432/db .venv/bin/python bench/bench_import.py [N]
     .venv/bin/python bench/bench_import.py --big [N]      # peak memory of one N-row .xlsx import
-    .venv/bin/python bench/bench_import.py --kind contacts|interactions [N]   # N default 20,000
+    .venv/bin/python bench/bench_import.py --kind contacts|interactions|tickets [N]   # N default 20,000
 
---kind: N contacts (6 columns) or interactions (6 columns) in one .xlsx, naming their customers by
-customer no. (N/4 customers imported first, not timed, so four rows per customer), imported
-against the same raw limit (calamine reading the file + one executemany of its rows).
+--kind: N contacts (6 columns), interactions (6 columns) or service tickets (12 columns: 12 of 20
+archived with their times, 5 in progress with a handler, 3 new and unassigned, so dispatched one
+by one) in one .xlsx, naming their customers by customer no. (N/4 customers imported first, not
+timed, so four rows per customer), imported against the same raw limit (calamine reading the
+file + one executemany of its rows).
 
 --big (N default 1,000,000) generates one N-row .xlsx (xlsxwriter constant_memory, row by row,
 never held whole; cached as bench-files/big-N.xlsx under the instance dir, which for --big is
@@ -37,6 +39,7 @@ import resource
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -226,7 +229,39 @@ def big(n: int) -> None:
 
 
 KIND_HEADERS = {"contacts": ["客户编号", "姓名", "职务", "手机", "邮箱", "是否主要联系人"],
-                "interactions": ["客户编号", "时间", "方式", "要点", "结果", "下一步"]}
+                "interactions": ["客户编号", "时间", "方式", "要点", "结果", "下一步"],
+                "tickets": ["客户编号", "标题", "类型", "优先级", "状态", "处理团队", "处理人", "创建时间", "首次响应时间",
+                            "解决时间", "关闭时间", "满意度评分"]}
+AGENT = "bench_agent"  # --kind tickets: a service agent of 技术支持组 handles the tickets in progress
+
+
+def ticket_row(rnd: random.Random, no: str, i: int) -> list:
+    """Of every 20 tickets: 12 archived, 5 in progress with a handler, 3 new without one (the
+    automatic dispatch runs for those, one by one)."""
+    opened = datetime(2024, rnd.randint(1, 12), rnd.randint(1, 28), rnd.randint(9, 16), 30)
+
+    def at(hours: float) -> str:
+        return f"{opened + timedelta(hours=hours):%Y-%m-%d %H:%M}"
+
+    kind, k = rnd.choice(["报修", "咨询", "投诉", "建议"]), i % 20
+    row = [no, f"设备第{i}号工单：无法正常启动", kind, rnd.choice(["紧急", "高", "中", "低"])]
+    if k < 12:
+        return row + ["已归档", "技术支持组", AGENT, at(0), at(1), at(5), at(48), rnd.randint(1, 5)]
+    if k < 17:
+        return row + ["处理中", "技术支持组", AGENT, at(0), at(0.5), None, None, None]
+    return row + ["新建", None, None, at(0), None, None, None, None]
+
+
+def _bench_agent() -> None:
+    from app.extensions import appbuilder, db
+    from app.models import AgentProfile, Team
+
+    sm = appbuilder.sm
+    user = sm.add_user(AGENT, "坐席", "Agent", "agent@bench.invalid", sm.find_role("客服部普通员工"),
+                       password="Bench-Agent-Pass-2024")
+    db.session.add(AgentProfile(user_id=user.id, team=db.session.query(Team).filter_by(key="support").one(),
+                                skills="repair,complaint"))
+    db.session.commit()
 
 
 def kind_rows(kind: str, nos: list[str]) -> Iterator[list]:
@@ -234,7 +269,9 @@ def kind_rows(kind: str, nos: list[str]) -> Iterator[list]:
     rnd = random.Random(7)
     for i in range(len(nos) * 4):
         no = nos[i // 4]
-        if kind == "contacts":
+        if kind == "tickets":
+            yield ticket_row(rnd, no, i)
+        elif kind == "contacts":
             yield [no, rnd.choice(SURNAMES) + rnd.choice(GIVEN), "采购经理", f"15{i:09d}", f"k{i}@example.com",
                    "是" if i % 4 == 0 else "否"]
         else:
@@ -244,7 +281,7 @@ def kind_rows(kind: str, nos: list[str]) -> Iterator[list]:
 
 
 def bench_kind(kind: str, n: int) -> None:
-    """An N-row contacts or interactions .xlsx import beside the raw limit."""
+    """An N-row contacts, interactions or tickets .xlsx import beside the raw limit."""
     from python_calamine import CalamineWorkbook
     from sqlalchemy import select
 
@@ -265,6 +302,8 @@ def bench_kind(kind: str, n: int) -> None:
         with acting_as(user):
             assert import_file(seed, user)["status"] == "done"
         nos = list(db.session.execute(select(Customer.customer_no).order_by(Customer.id)).scalars())[-max(1, n // 4):]
+        if kind == "tickets":
+            _bench_agent()
         xlsx = work / f"{kind}.xlsx"
         write_xlsx(xlsx, kind_rows(kind, nos), KIND_HEADERS[kind])
         raw = raw_insert((), read=lambda: CalamineWorkbook.from_path(str(xlsx)).get_sheet_by_index(0).iter_rows(),

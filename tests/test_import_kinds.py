@@ -157,7 +157,7 @@ def test_contacts_only_for_customers_in_scope_and_supervisor_undoes(app, tmp_pat
     from app.extensions import db
     from app.models import Contact, FieldChange
 
-    staff, other, boss = make_user("sales_staff", "sales"), make_user("service_staff", "service"), \
+    staff, other, boss = make_user("sales_staff", "sales"), make_user("sales_staff", "sales"), \
         make_user("sales_supervisor", "sales")
     mine, theirs = uniq("我的"), uniq("别人的")
     nos = make_customers(app, tmp_path, mine, username=staff)

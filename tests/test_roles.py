@@ -19,7 +19,7 @@ ROLES = {
     "service_staff": {"dept": "service", "customer": set(), "contact": {"add", "edit"},
                       "delete": set(), "menus": set()},
     "service_supervisor": {"dept": "service", "customer": set(), "contact": {"add", "edit"},
-                           "delete": {"contact", "interaction"}, "menus": {"/myexports/list/", "/tagaudit/"}},
+                           "delete": {"contact", "interaction"}, "menus": {"/myexports/list/", "/tagaudit/", "/import/"}},
     "analytics_staff": {"dept": "analytics", "customer": set(), "contact": set(),
                         "delete": set(), "menus": {"/myexports/list/"}},
     "analytics_supervisor": {"dept": "analytics", "customer": set(), "contact": set(),

@@ -403,7 +403,9 @@ def _undo_interactions(batch: ImportBatch, items: list[ImportItem], user) -> tup
 
 _UNKNOWN = N_("Column %(letter)s '%(column)s' matches no column of this import: map it or ignore it.")
 KINDS["contacts"] = ImportKind("contacts", N_("Contact"), N_("Contacts"), lambda: list(CONTACT_COLUMNS),
-                               _contact_checks, _save_contacts, _undo_contacts, _UNKNOWN, Contact.__table__, _ONE_OF)
+                               _contact_checks, _save_contacts, _undo_contacts, _UNKNOWN, Contact.__table__, _ONE_OF,
+                               add_view="ContactModelView")
 KINDS["interactions"] = ImportKind("interactions", N_("Interaction Records"), N_("Interactions"),
                                    lambda: list(INTERACTION_COLUMNS), _interaction_checks, _save_interactions,
-                                   _undo_interactions, _UNKNOWN, Interaction.__table__, _ONE_OF)
+                                   _undo_interactions, _UNKNOWN, Interaction.__table__, _ONE_OF,
+                                   add_view="InteractionModelView")

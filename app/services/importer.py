@@ -1,8 +1,9 @@
 """Import from spreadsheets (导入): one service behind the wizard, the REST API and
-``flask crm import customers|contacts|interactions``, so all three give the same result and the
-same report. What a file holds is its batch's kind (``KINDS``): customers here; contacts and
-interactions in app/services/import_kinds.py. A kind supplies its columns, its row checks, its
-writer and its undo; everything else below is shared.
+``flask crm import customers|contacts|interactions|tickets``, so all give the same result and
+the same report. What a file holds is its batch's kind (``KINDS``): customers here; contacts and
+interactions in app/services/import_kinds.py, tickets in app/services/import_tickets.py. A kind
+supplies its columns, its row checks, its writer and its undo; everything else below is shared.
+Who may import a kind: ``may_import``.
 
 A batch goes: stored upload (size and zip-bomb checks before parsing) -> read (.xlsx through
 calamine, or openpyxl's streaming reader for huge sheets; .csv in UTF-8 / UTF-8 with BOM /
@@ -85,7 +86,7 @@ class ImportRefused(Exception):
 
     def __init__(self, code: str, msgid: str, **params: Any):
         self.code, self.msgid, self.params = code, msgid, params
-        super().__init__(gettext(msgid, **params))
+        super().__init__(render(self.as_error())["message"])
 
     def as_error(self) -> dict:
         return {"row": 0, "col": None, "column": "", "value": "", "code": self.code, "msgid": self.msgid,
@@ -1133,8 +1134,11 @@ def create_batch(stream: BinaryIO, file_name: str, user, *, sheet: str | None = 
                  kind: str = "customers") -> ImportBatch:
     """Store the upload (refused before parsing when too big) and record the batch."""
     if kind not in KINDS:
-        raise ImportRefused("bad_option", N_("Unknown import '%(value)s': use customers, contacts or interactions."),
-                            value=kind)
+        raise ImportRefused("bad_option", N_("Unknown import '%(value)s': use %(kinds)s."), value=kind,
+                            kinds=", ".join(KINDS))
+    if not may_import(kind, user):
+        raise ImportRefused("not_allowed", N_("Your role may not import %(what)s."),
+                            what=_both(lambda: gettext(KINDS[kind].sheet_title)))
     if update_by and not KINDS[kind].updates:
         raise ImportRefused("bad_option", N_("Only customers can be updated by an import."))
     if mode not in MODES:
@@ -1635,6 +1639,8 @@ class ImportKind:
     one_of: tuple[str, ...] = ()  # at least one of these columns is required (the customer reference)
     updates: bool = False  # may update existing records (update_by)
     column_scope: bool = False  # the role's hidden customer fields apply to its columns
+    add_view: str = "CustomerModelView"  # importing adds records: who may add them on this view
+    needs: tuple[tuple[str, str], ...] = ()  # further permissions (a file sets what only they may)
 
 
 KINDS: dict[str, ImportKind] = {
@@ -1645,3 +1651,24 @@ KINDS: dict[str, ImportKind] = {
 }
 
 import_module("app.services.import_kinds")  # registers contacts and interactions in KINDS
+import_module("app.services.import_tickets")  # and tickets
+
+
+def may_import(kind: str, user) -> bool:
+    """Whoever may open the import (can_import) and add the kind's records (can_add on its list
+    view, and the kind's further permissions); the system user (CLI without --user) may."""
+    from app.extensions import appbuilder
+
+    the_kind = KINDS.get(kind)
+    if the_kind is None or user is None:
+        return False
+    if getattr(user, "is_system", False):
+        return True
+    sm = appbuilder.sm
+    return all(sm._has_view_access(user, perm, view) for perm, view in (
+        ("can_import", "CustomerImport"), ("can_add", the_kind.add_view), *the_kind.needs))
+
+
+def importable_kinds(user) -> dict[str, ImportKind]:
+    """The kinds the wizard offers this user."""
+    return {key: kind for key, kind in KINDS.items() if may_import(key, user)}

@@ -108,6 +108,13 @@ def open_ticket(ticket: Ticket, now: datetime | None = None) -> Ticket:
     ticket.department_id = ticket.department_id or getattr(getattr(g, "user", None), "department_id", None)
     sla.start_clock(ticket)
     _event(ticket, "create", None, None, now)
+    dispatch(ticket, customer, now)
+    return ticket
+
+
+def dispatch(ticket: Ticket, customer: Customer, now: datetime) -> None:
+    """Automatic assignment of a new ticket: the rule that matches gives the team and, when one
+    of its members is available, the handler (the ticket is then 已分配); recorded as events."""
     choice = assignment.choose(ticket, customer)
     if choice.rule is not None:
         ticket.team = choice.rule.team
@@ -120,7 +127,6 @@ def open_ticket(ticket: Ticket, now: datetime | None = None) -> Ticket:
     elif choice.rule is not None:
         _event(ticket, "queue", NEW, gettext("Rule %(rule)s chose team %(team)s; nobody available yet",
                                              rule=choice.rule.name, team=choice.rule.team), now)
-    return ticket
 
 
 def transition(ticket: Ticket, action: str, comment: str | None = None, handler_id: int | None = None,

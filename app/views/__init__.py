@@ -90,7 +90,7 @@ def register_views(appbuilder: AppBuilder) -> None:
             (AgentProfileModelView, "Agents", _l("Agents"), "fa-headphones"),
             (AssignmentRuleModelView, "Assignment Rules", _l("Assignment Rules"), "fa-random")):
         appbuilder.add_view(view, name, label=label, icon=icon, category=svc, category_label=svc_l)
-    appbuilder.add_view(ImportView, "Import Customers", label=_l("Import Customers"), icon="fa-upload",
+    appbuilder.add_view(ImportView, "Import Data", label=_l("Import Data"), icon="fa-upload",
                         category=crm, category_label=crm_l)
     fb, fb_l = "Feedback", _l("Feedback")
     appbuilder.add_view_no_menu(FeedbackNoteModelView)

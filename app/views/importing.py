@@ -1,9 +1,11 @@
-"""导入 / Import of customers, contacts and interactions (the batch's kind): the wizard (choose
+"""导入 / Import of customers, contacts, interactions and service tickets (the batch's kind): the wizard (choose
 what to import, upload, map columns, check, confirm, report, undo) and the REST API. Both are
 thin: the work is app.services.importer, which the CLI uses too.
 
 One permission set, ``CustomerImport``: can_import (wizard and API) and can_undo (supervisors;
 the service also checks that the undoer supervises the importer's department, or is an admin).
+Each kind also needs the right to add its records (importer.may_import): the wizard offers only
+the kinds the user may import, and the service refuses the others.
 """
 from __future__ import annotations
 
@@ -41,7 +43,9 @@ def _options(form) -> dict:
 
 
 def _kind(value: str | None) -> str:
-    return value if value in importer.KINDS else "customers"
+    """The kind asked for, else the first one the user may import."""
+    offered = importer.importable_kinds(g.user)
+    return value if value in offered else next(iter(offered), "customers")
 
 
 class ImportView(BaseView):
@@ -57,8 +61,9 @@ class ImportView(BaseView):
         self.update_redirect()
         batches = db.session.execute(select(ImportBatch).where(importer.batch_clause(g.user))
                                      .order_by(ImportBatch.id.desc()).limit(100)).scalars().all()
-        return self.render_template("crm/import_index.html", batches=batches, title=_l("Import Customers"),
-                                    kinds=importer.KINDS, chosen=_kind(request.args.get("kind")))
+        return self.render_template("crm/import_index.html", batches=batches, title=_l("Import Data"),
+                                    kinds=importer.KINDS, offered=importer.importable_kinds(g.user),
+                                    chosen=_kind(request.args.get("kind")))
 
     @expose("/upload", methods=["POST"])
     @has_access
@@ -68,7 +73,7 @@ class ImportView(BaseView):
             flash(_("Choose a file to import."), "danger")
             return redirect(url_for("ImportView.index"))
         try:
-            batch = importer.create_batch(file.stream, file.filename, g.user, kind=_kind(request.form.get("kind")),
+            batch = importer.create_batch(file.stream, file.filename, g.user, kind=request.form.get("kind") or _kind(None),
                                           **_options(request.form))
             importer.batch_sheet(batch)  # unreadable files are refused here, with the reason
         except importer.ImportRefused as exc:
@@ -197,7 +202,7 @@ def _fields(kind: str) -> list:
 
 
 class ImportApi(BaseApi):
-    """POST /api/v1/import/customers, /contacts, /interactions (multipart: file, mode, update_by, dry_run, sheet, mapping as
+    """POST /api/v1/import/customers, /contacts, /interactions, /tickets (multipart: file, mode, update_by, dry_run, sheet, mapping as
     JSON {header: field}, template, async; update_by for customers only) -> the report (or 202 + batch id with async=1);
     GET /api/v1/import/batches/<id> (with ``stale`` and ``retryable``), POST .../cancel, POST .../undo,
     POST .../retry (a failed batch or one whose worker died: 202 + the new job)."""
@@ -205,8 +210,8 @@ class ImportApi(BaseApi):
     resource_name = "import"
     allow_browser_login = True
     class_permission_name = PERMS
-    method_permission_name = {"customers": "import", "contacts": "import", "interactions": "import", "get_batch": "import", "cancel": "import", "undo": "undo",
-                             "retry": "import"}
+    method_permission_name = {"customers": "import", "contacts": "import", "interactions": "import", "tickets": "import",
+                              "get_batch": "import", "cancel": "import", "undo": "undo", "retry": "import"}
 
     @expose("/customers", methods=["POST"])
     @protect()
@@ -223,6 +228,11 @@ class ImportApi(BaseApi):
     def interactions(self):
         return self._import("interactions")
 
+    @expose("/tickets", methods=["POST"])
+    @protect()
+    def tickets(self):
+        return self._import("tickets")
+
     def _import(self, kind: str):
         file = request.files.get("file")
         if file is None or not file.filename:
@@ -234,7 +244,7 @@ class ImportApi(BaseApi):
                                           mapping=mapping, template=request.form.get("template") or None,
                                           kind=kind, **_options(request.form))
         except importer.ImportRefused as exc:
-            return self.response(422, **{"batch": None, "status": "rejected", "errors": [importer.render(exc.as_error())]})
+            return self.response(403 if exc.code == "not_allowed" else 422, **{"batch": None, "status": "rejected", "errors": [importer.render(exc.as_error())]})
         except ValueError:
             return self.response_400(message=_("mapping must be a JSON object {header: field}."))
         if flag("async"):

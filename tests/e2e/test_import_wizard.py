@@ -22,7 +22,7 @@ def test_import_wizard(live_server, new_page, tmp_path):
 
     page = new_page()
     log_in(page, live_server, "admin", ADMIN_PASSWORD)
-    open_menu(page, "客户管理", "导入客户")
+    open_menu(page, "客户管理", "导入数据")
     assert "下载导入模板" in assert_page_ok(page)
     page.set_input_files("#upload-form input[type=file]", str(path))
     page.locator("#upload-form button[type=submit]").click()
@@ -107,7 +107,7 @@ def test_import_wizard_for_interactions(app, live_server, new_page, tmp_path):
 
     page = new_page()
     log_in(page, live_server, "admin", ADMIN_PASSWORD)
-    open_menu(page, "客户管理", "导入客户")
+    open_menu(page, "客户管理", "导入数据")
     page.locator("#import-kind input[value=interactions]").check()
     page.set_input_files("#upload-form input[type=file]", str(path))
     page.locator("#upload-form button[type=submit]").click()
