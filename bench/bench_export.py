@@ -70,41 +70,36 @@ def _fill(n: int) -> None:
         db.session.commit()
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    prefix = sys.argv[2] if len(sys.argv) > 2 else "B"
-    formats = (sys.argv[3] if len(sys.argv) > 3 else "xlsx,csv").split(",")
-    import xlsxwriter
-    from werkzeug.datastructures import MultiDict
-
-    from app import create_app
+def export_runs(list_name: str, out: Path, args, formats: list[str]) -> dict[str, tuple[int, float]]:
+    """Our export of ``list_name`` (as the system user) to each format, timed. {fmt: (rows, s)}"""
     from app.services import export as exports
     from app.services.actor import system_user
-    from app.services.bootstrap import initialise
 
-    app = create_app()
-    out = Path(tempfile.mkdtemp(prefix="crm-bench-export-"))
-    with app.app_context(), app.test_request_context("/"):
-        initialise()
+    user, ours = system_user(), {}
+    for fmt in formats:
         t0 = time.perf_counter()
-        _fill(n)
-        fill_s = time.perf_counter() - t0
-        user = system_user()
-        args = MultiDict({"_flt_0_customer_no": prefix})  # the list's "starts with" filter: the bench rows
-        ours = {}
-        for fmt in formats:
-            t0 = time.perf_counter()
-            log = exports.export_to_file("customers", out / f"ours.{fmt}", user, args)
-            ours[fmt] = (log.rows, time.perf_counter() - t0)
-            print(f"ours {fmt}: {log.rows:,} rows in {ours[fmt][1]:.1f} s", flush=True)
-        ours_peak = _peak_mb()
-        # the same rows, built by our exporter, kept in memory for the raw writers
-        view = exports.view_for("customers")
-        exporter = exports.exporter_for(view)
-        t0 = time.perf_counter()
-        rows = [r for batch in exports._batches(view, args, exporter) for r in batch]
-        build_s = time.perf_counter() - t0
-        headers = exporter.headers
+        log = exports.export_to_file(list_name, out / f"ours.{fmt}", user, args)
+        ours[fmt] = (log.rows, time.perf_counter() - t0)
+        print(f"ours {fmt}: {log.rows:,} rows in {ours[fmt][1]:.1f} s", flush=True)
+    return ours
+
+
+def built_rows(list_name: str, args) -> tuple[list[str], list[list], float]:
+    """The same rows, built by our exporter, kept in memory for the raw writers. (headers, rows,
+    rows built per second)"""
+    from app.services import export as exports
+
+    view = exports.view_for(list_name)
+    exporter = exports.exporter_for(view)
+    t0 = time.perf_counter()
+    rows = [r for batch in exports._batches(view, args, exporter) for r in batch]
+    return exporter.headers, rows, len(rows) / (time.perf_counter() - t0)
+
+
+def raw_writes(out: Path, headers: list[str], rows: list[list]) -> dict[str, float]:
+    """The raw limits: xlsxwriter constant_memory (our options) and the csv module writing the
+    rows from memory. {fmt: seconds}"""
+    import xlsxwriter
 
     t0 = time.perf_counter()
     wb = xlsxwriter.Workbook(str(out / "raw.xlsx"), {"constant_memory": True, "strings_to_formulas": False,
@@ -114,29 +109,54 @@ def main() -> None:
     for i, row in enumerate(rows, 1):
         ws.write_row(i, 0, row)
     wb.close()
-    raw_xlsx = time.perf_counter() - t0
-    print(f"raw xlsx: {len(rows):,} rows in {raw_xlsx:.1f} s", flush=True)
+    raw = {"xlsx": time.perf_counter() - t0}
+    print(f"raw xlsx: {len(rows):,} rows in {raw['xlsx']:.1f} s", flush=True)
     t0 = time.perf_counter()
     with open(out / "raw.csv", "w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(headers)
         w.writerows(rows)
-    raw_csv = time.perf_counter() - t0
+    raw["csv"] = time.perf_counter() - t0
+    return raw
 
-    total_peak = _peak_mb()
-    load = os.getloadavg()
+
+def report(what: str, ours: dict, raw: dict[str, float], n: int, build_rate: float, built: str) -> None:
+    """The machine, the data, the rows built per second, and per format ours, raw and the ratio."""
     engine = "PostgreSQL" if os.environ.get("DATABASE_URL") else "SQLite"
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
     print(f"machine: {platform.node()} {os.cpu_count()} cores {cpu}, {platform.python_implementation()} "
-          f"{platform.python_version()}, {engine}; {len(rows):,} customers x {len(headers)} columns "
-          f"(with their first contact; data loaded in {fill_s:.1f} s, not timed)")
-    print(f"building the rows alone (query, names, contact, masking): {len(rows) / build_s:,.0f} rows/s")
-    for fmt, raw in (("xlsx", raw_xlsx), ("csv", raw_csv)):
-        if fmt not in ours:
-            continue
-        count, secs = ours[fmt]
-        print(f"{fmt:5} ours {secs:7.1f} s ({count / secs:8,.0f} rows/s)   raw {raw:7.1f} s ({len(rows) / raw:8,.0f} "
-              f"rows/s)   ours/raw {secs / raw:.2f}")
+          f"{platform.python_version()}, {engine}; {what}")
+    print(f"building the rows alone ({built}): {build_rate:,.0f} rows/s")
+    for fmt, (count, secs) in ours.items():
+        print(f"{fmt:5} ours {secs:7.1f} s ({count / secs:8,.0f} rows/s)   raw {raw[fmt]:7.1f} s "
+              f"({n / raw[fmt]:8,.0f} rows/s)   ours/raw {secs / raw[fmt]:.2f}")
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    prefix = sys.argv[2] if len(sys.argv) > 2 else "B"
+    formats = (sys.argv[3] if len(sys.argv) > 3 else "xlsx,csv").split(",")
+    from werkzeug.datastructures import MultiDict
+
+    from app import create_app
+    from app.services.bootstrap import initialise
+
+    app = create_app()
+    out = Path(tempfile.mkdtemp(prefix="crm-bench-export-"))
+    with app.app_context(), app.test_request_context("/"):
+        initialise()
+        t0 = time.perf_counter()
+        _fill(n)
+        fill_s = time.perf_counter() - t0
+        args = MultiDict({"_flt_0_customer_no": prefix})  # the list's "starts with" filter: the bench rows
+        ours = export_runs("customers", out, args, formats)
+        ours_peak = _peak_mb()
+        headers, rows, build_rate = built_rows("customers", args)
+    raw = raw_writes(out, headers, rows)
+    total_peak = _peak_mb()
+    load = os.getloadavg()
+    report(f"{len(rows):,} customers x {len(headers)} columns (with their first contact; data loaded in "
+           f"{fill_s:.1f} s, not timed)", ours, raw, len(rows), build_rate, "query, names, contact, masking")
     print(f"peak resident memory: ours {ours_peak:,.0f} MB (the export runs; a reading process "
           f"counted too when one was forked: {_peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB), whole bench "
           f"with the raw's rows in memory {total_peak:,.0f} MB; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")

@@ -15,9 +15,7 @@ module writing the rows our exporter built, from a list already in memory.
 """
 from __future__ import annotations
 
-import csv
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -69,13 +67,11 @@ def _fill(n: int) -> None:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     formats = (sys.argv[2] if len(sys.argv) > 2 else "xlsx,csv").split(",")
-    import xlsxwriter
     from werkzeug.datastructures import MultiDict
 
     from app import create_app
-    from app.services import export as exports
-    from app.services.actor import system_user
     from app.services.bootstrap import initialise
+    from bench_export import built_rows, export_runs, raw_writes, report
 
     app = create_app()
     out = Path(tempfile.mkdtemp(prefix="crm-bench-export-"))
@@ -84,50 +80,14 @@ def main() -> None:
         t0 = time.perf_counter()
         _fill(n)
         fill_s = time.perf_counter() - t0
-        user = system_user()
         args = MultiDict({"_flt_0_ticket_no": "T"})  # "starts with": the bench rows
-        ours = {}
-        for fmt in formats:
-            t0 = time.perf_counter()
-            log = exports.export_to_file("tickets", out / f"ours.{fmt}", user, args)
-            ours[fmt] = (log.rows, time.perf_counter() - t0)
-            print(f"ours {fmt}: {log.rows:,} rows in {ours[fmt][1]:.1f} s", flush=True)
-        view = exports.view_for("tickets")
-        exporter = exports.exporter_for(view)
-        t0 = time.perf_counter()
-        rows = [r for batch in exports._batches(view, args, exporter) for r in batch]
-        build_s = time.perf_counter() - t0
-        headers = exporter.headers
-
-    t0 = time.perf_counter()
-    wb = xlsxwriter.Workbook(str(out / "raw.xlsx"), {"constant_memory": True, "strings_to_formulas": False,
-                                                     "strings_to_urls": False, "strings_to_numbers": False})
-    ws = wb.add_worksheet()
-    ws.write_row(0, 0, headers)
-    for i, row in enumerate(rows, 1):
-        ws.write_row(i, 0, row)
-    wb.close()
-    raw_xlsx = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with open(out / "raw.csv", "w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(headers)
-        w.writerows(rows)
-    raw_csv = time.perf_counter() - t0
-
+        ours = export_runs("tickets", out, args, formats)
+        headers, rows, build_rate = built_rows("tickets", args)
+    raw = raw_writes(out, headers, rows)
     load = os.getloadavg()
-    engine = "PostgreSQL" if os.environ.get("DATABASE_URL") else "SQLite"
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
-    print(f"machine: {platform.node()} {os.cpu_count()} cores {cpu}, {platform.python_implementation()} "
-          f"{platform.python_version()}, {engine}; {len(rows):,} tickets x {len(headers)} columns "
-          f"(data loaded in {fill_s:.1f} s, not timed)")
-    print(f"building the rows alone (ORM rows, relations, labels, SLA state): {len(rows) / build_s:,.0f} rows/s")
-    for fmt, raw in (("xlsx", raw_xlsx), ("csv", raw_csv)):
-        if fmt not in ours:
-            continue
-        count, secs = ours[fmt]
-        print(f"{fmt:5} ours {secs:7.1f} s ({count / secs:8,.0f} rows/s)   raw {raw:7.1f} s ({len(rows) / raw:8,.0f} "
-              f"rows/s)   ours/raw {secs / raw:.2f}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    report(f"{len(rows):,} tickets x {len(headers)} columns (data loaded in {fill_s:.1f} s, not timed)",
+           ours, raw, len(rows), build_rate, "ORM rows, relations, labels, SLA state")
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
 
 if __name__ == "__main__":
