@@ -284,3 +284,14 @@ def test_cli_json_equals_api_report_and_the_template(app, tmp_path, admin_client
     r = admin_client.get("/import/template.xlsx?kind=tickets")
     ws = openpyxl.load_workbook(io.BytesIO(r.data)).worksheets[0]
     assert [c.value for c in ws[2]][:6] == ["工单编号", "客户编号", "客户名称", "主题 *", "说明", "类型 *"]
+    # dropdowns for the states (as the ticket pages name them) and the teams, from the hidden lists sheet
+    book = openpyxl.load_workbook(io.BytesIO(r.data))
+    headers = [c.value for c in book.worksheets[0][2]]
+    lists = book["lists"]
+    choices = {}
+    for dv in book.worksheets[0].data_validations.dataValidation:
+        column = headers[openpyxl.utils.column_index_from_string(str(dv.sqref).split(":")[0].rstrip("0123456789")) - 1]
+        ref = dv.formula1.split("!")[-1].replace("$", "")
+        choices[column] = [c.value for row in lists[ref] for c in row] if ":" in ref else dv.formula1
+    assert choices["状态"] == ["新建", "已分配", "处理中", "待审核", "已归档", "已关闭"]
+    assert choices["团队"][:2] == ["技术支持组", "客户关怀组"]  # the seeded teams (tests may add more)

@@ -378,6 +378,13 @@ def _undo_tickets(batch: ImportBatch, items: list[ImportItem], user) -> tuple[in
     return removed, 0
 
 
+def _template_lists() -> dict[str, list[str]]:
+    """The template's dropdowns: the states as the ticket pages name them, the teams by name."""
+    return {"status": [str(tickets.status_label(status)) for status in STATUSES],
+            "team": [name for (name,) in db.session.execute(select(Team.name).order_by(Team.id))]}
+
+
 KINDS["tickets"] = ImportKind("tickets", N_("Service ticket"), N_("Service Tickets"), lambda: list(TICKET_COLUMNS),
                               _ticket_checks, _save_tickets, _undo_tickets, _UNKNOWN, Ticket.__table__, _ONE_OF,
-                              add_view="TicketModelView", needs=(assignment.ASSIGN, assignment.REVIEW))
+                              add_view="TicketModelView", needs=(assignment.ASSIGN, assignment.REVIEW),
+                              template_lists=_template_lists)

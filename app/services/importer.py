@@ -1591,7 +1591,7 @@ def template_workbook(kind: str = "customers") -> bytes:
              "phone": N_("Phone, e.g. 13800138000"), "email": N_("E-mail"), "user": N_("User name or full name"),
              "department": N_("Department name"), "text": N_("Text"), "long_text": N_("Text"),
              "timestamp": N_("Date and time, e.g. 2024-05-01 14:30"), "boolean": N_("Yes or no: 是 / 否")}
-    list_col = 0
+    list_col, own_lists = 0, the_kind.template_lists()
     for c, spec in enumerate(specs):
         hint = gettext(notes.get(spec.type, N_("Text")))
         if spec.key == "credit_code":
@@ -1601,8 +1601,8 @@ def template_workbook(kind: str = "customers") -> bytes:
         ws.write_string(0, c, (gettext("Required") + " · " if spec.required else "") + hint, note)
         ws.write_string(1, c, spec.label + (" *" if spec.required else ""), head)
         ws.set_column(c, c, 18, text if spec.type in ("text", "phone", "long_text") else None)
-        if spec.dictionary:
-            names = lookups.names.get(spec.dictionary, [])
+        if spec.dictionary or spec.key in own_lists:
+            names = lookups.names.get(spec.dictionary, []) if spec.dictionary else own_lists[spec.key]
             for i, name in enumerate(names):
                 lists.write_string(i, list_col, name)
             if names:
@@ -1641,6 +1641,9 @@ class ImportKind:
     column_scope: bool = False  # the role's hidden customer fields apply to its columns
     add_view: str = "CustomerModelView"  # importing adds records: who may add them on this view
     needs: tuple[tuple[str, str], ...] = ()  # further permissions (a file sets what only they may)
+    # the template's dropdowns for columns that are not dictionary fields: field key -> the names
+    # a cell may hold, in the current language (ticket states, teams)
+    template_lists: Callable[[], dict[str, list[str]]] = dict
 
 
 KINDS: dict[str, ImportKind] = {
