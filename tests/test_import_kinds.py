@@ -9,6 +9,7 @@ import json
 import subprocess
 import uuid
 from datetime import date, datetime, timedelta
+from urllib.parse import quote
 
 import openpyxl
 from flask_babel import force_locale
@@ -329,6 +330,8 @@ def test_templates_per_kind_with_dropdowns_and_notes(app, admin_client):
                                   ("interactions", ["客户编号", "客户名称", "时间 *", "类别", "沟通要点 *"], "拜访")):
         r = admin_client.get(f"/import/template.xlsx?kind={kind}")
         assert r.status_code == 200
+        title = {"contacts": "联系人导入模板.xlsx", "interactions": "互动记录导入模板.xlsx"}[kind]
+        assert quote(title) in r.headers["Content-Disposition"]  # the file is named in the user's language
         wb = openpyxl.load_workbook(io.BytesIO(r.data))
         ws = wb.worksheets[0]
         assert [c.value for c in ws[2]][:5] == headers

@@ -191,7 +191,7 @@ class ImportView(BaseView):
     @has_access
     def template(self):
         kind = _kind(request.args.get("kind"))
-        name = _("customer-import-template") if kind == "customers" else f"{kind}-import-template"
+        name = _("%(what)s import template", what=_(importer.KINDS[kind].title))
         return send_file(io.BytesIO(importer.template_workbook(kind)), mimetype=XLSX, as_attachment=True,
                          download_name=name + ".xlsx")
 
