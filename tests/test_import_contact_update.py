@@ -115,6 +115,7 @@ def test_update_by_mobile_cli_api_and_wizard_same_report_undo_restores(app, tmp_
     admin_client.post(f"/import/{batch_id}/run", data={"csrf_token": csrf_token(admin_client.get(batch_url).get_data(
         as_text=True))})
     wait_until(lambda: status() == "done", 60, "the import")
+    assert '<span id="batch-update-by">按手机号匹配并更新</span>' in admin_client.get(batch_url).get_data(as_text=True)
     from_wizard = admin_client.get(f"/api/v1/import/batches/{batch_id}").json
     assert {k: from_wizard[k] for k in from_cli} == {**from_cli, "file_name": path.name}
     assert contacts_of(app, nos[a]) == updated

@@ -240,6 +240,7 @@ def _insert_contacts(rows: list[Row], batch: ImportBatch, user, specs, now: date
 
 
 _UPDATABLE = tuple(s.key for s in CONTACT_COLUMNS if s.key not in _ONE_OF)
+_CHANGE_COLUMNS = (*_HISTORY_COLUMNS[:8], "old_value", "new_value", "changed_by_id", "changed_on")  # field history
 
 
 def _update_contacts(rows: list[Row], batch: ImportBatch, user, now: datetime, conn) -> None:
@@ -275,15 +276,12 @@ def _update_contacts(rows: list[Row], batch: ImportBatch, user, now: datetime, c
     insert_rows(conn, FieldChange.__table__, _CHANGE_COLUMNS, changes)
 
 
-_CHANGE_COLUMNS = (*_HISTORY_COLUMNS[:8], "old_value", "new_value", "changed_by_id", "changed_on")
-
-
-def _demote_primaries(batch: ImportBatch, rows: list[Row], user, now: datetime, conn, keep: set[int]) -> int:
+def _demote_primaries(batch: ImportBatch, rows: list[Row], user, now: datetime, conn, keep: set[int]) -> None:
     """The current primary contacts of the customers a row gives a new one (but not the new ones
-    themselves, ``keep``: contacts that rows update to primary): no longer primary, in one UPDATE per slice, each recorded as an import
-    item (for undo) and in field history."""
+    themselves, ``keep``: contacts that rows update to primary): no longer primary, in one UPDATE
+    per slice, each recorded as an import item (for undo) and in field history."""
     new_primary = {r.values["_customer"][0]: r.row for r in rows if r.values.get("is_primary")}
-    ctable, changeset, demoted = Contact.__table__, None, 0
+    ctable, changeset = Contact.__table__, None
     for part in _slices(new_primary):
         query = (select(Contact.id, Contact.customer_id, Contact.name, Customer.customer_no)
                  .join(Customer, Contact.customer_id == Customer.id)
@@ -300,8 +298,6 @@ def _demote_primaries(batch: ImportBatch, rows: list[Row], user, now: datetime, 
         insert_rows(conn, FieldChange.__table__, _CHANGE_COLUMNS,
                     [(changeset, "update", "contact", i, name[:200], no, cid, "is_primary", "true", "false", user.id, now)
                      for i, cid, name, no in found])
-        demoted += len(found)
-    return demoted
 
 
 def _undo_contacts(batch: ImportBatch, items: list[ImportItem], user) -> tuple[int, int]:  # noqa: ARG001

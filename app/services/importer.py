@@ -733,7 +733,7 @@ class Row:
     row: int
     cells: list[Any]
     values: dict[str, Any] = field(default_factory=dict)  # field key -> parsed value
-    target_id: int | None = None  # update: the existing customer
+    target_id: int | None = None  # update: the existing record (a customer, or a contact)
     errors: list[dict] = field(default_factory=list)
     name_key: str | None = None  # normalise_name(name), once the duplicate check computed it
 
