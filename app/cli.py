@@ -166,7 +166,7 @@ imports = AppGroup("import", help="导入 / import spreadsheets.")
 crm.add_command(imports)
 
 
-def _import_command(kind: str, help_text: str, updates: bool = False):
+def _import_command(kind: str, help_text: str, update_keys: tuple[str, ...] = (), update_help: str = ""):
     """``flask crm import KIND FILE``: the same options and report for every kind."""
     def command(file: str, mode: str, dry_run: bool, sheet: str | None, maps: tuple[str, ...],
                 template: str | None, username: str | None, as_json: bool, update_by: str | None = None) -> None:
@@ -198,9 +198,8 @@ def _import_command(kind: str, help_text: str, updates: bool = False):
         click.option("--mode", type=click.Choice(["all", "valid"]), default="all", show_default=True,
                      help="all：有任何错误则不保存 / all-or-nothing; valid：只导入无误的行 / import the valid rows"),
         click.option("--dry-run", is_flag=True, help="只检查，不保存 / check only, save nothing"),
-        *([click.option("--update-by", type=click.Choice(["no", "credit_code"]), default=None,
-                        help="按客户编号(no)或信用代码更新已有客户 / update existing customers matched by customer no. "
-                             "or credit code")] if updates else []),
+        *([click.option("--update-by", type=click.Choice(update_keys), default=None, help=update_help)]
+          if update_keys else []),
         click.option("--sheet", default=None, help="工作表名称（默认第一个） / sheet name (default: the first)"),
         click.option("--map", "maps", multiple=True, metavar="表头=字段",
                      help="纠正列映射，字段为 - 表示忽略该列 / correct a column's mapping (HEADER=field, - ignores it)"),
@@ -213,9 +212,13 @@ def _import_command(kind: str, help_text: str, updates: bool = False):
     return imports.command(kind)(command)
 
 
-_import_command("customers", "从 .xlsx/.csv 导入客户 / import customers from an .xlsx or .csv file.", updates=True)
+_import_command("customers", "从 .xlsx/.csv 导入客户 / import customers from an .xlsx or .csv file.",
+                ("no", "credit_code"), "按客户编号(no)或信用代码更新已有客户 / update existing customers matched by "
+                                       "customer no. or credit code")
 _import_command("contacts", "从 .xlsx/.csv 导入联系人（按客户编号或客户名称归属客户） / import contacts from an .xlsx "
-                            "or .csv file (customer by no. or name).")
+                            "or .csv file (customer by no. or name).",
+                ("mobile",), "按手机更新该客户的已有联系人，空白单元格不改 / update the customer's existing contacts "
+                             "matched by phone; blank cells keep their values")
 _import_command("interactions", "从 .xlsx/.csv 导入互动记录（按客户编号或客户名称归属客户） / import interactions "
                                 "(visits, calls) from an .xlsx or .csv file.")
 _import_command("tickets", "从 .xlsx/.csv 导入服务工单（新建或已关闭的，按客户编号或客户名称归属客户） / import service "

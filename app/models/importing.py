@@ -31,7 +31,7 @@ class ImportBatch(Model):
     sheet = Column(String(100))
     mapping = Column(Text)  # JSON: [[header, field key or "-" for ignored or null], ...]
     mode = Column(String(10), nullable=False, default="all")  # all (all-or-nothing) / valid
-    update_by = Column(String(20))  # None / customer_no / credit_code
+    update_by = Column(String(20))  # None / customer_no / credit_code (customers) / phone (contacts)
     dry_run = Column(Boolean, nullable=False, default=False)
     # what the file holds: customers / contacts / interactions (app.services.importer.KINDS)
     kind = Column(String(20), nullable=False, default="customers", server_default="customers")

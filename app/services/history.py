@@ -106,8 +106,9 @@ def boolean_fields() -> set[tuple[str, str]]:
 
 # -- values -----------------------------------------------------------------------------------
 
-def _text(value: Any) -> str | None:
-    """How a raw value is stored in the history (None and '' are both "empty")."""
+def stored_text(value: Any) -> str | None:
+    """How a raw value is stored in the history (None and '' are both "empty"); also for writers
+    that record their changes themselves (bulk imports)."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -231,7 +232,7 @@ def _diff(session: Session, obj: Any, action: str, stored: dict | None) -> list[
                 continue
             old, new = _related_display(session, related, old_raw), _related_display(session, related, new_raw)
         else:
-            old, new = _text(old_raw), _text(new_raw)
+            old, new = stored_text(old_raw), stored_text(new_raw)
             if action != "update" and (old or new) == "false":  # a default False is no news
                 continue
         if old != new:

@@ -25,7 +25,7 @@ from app.services.bulk import insert_columns, insert_rows, reserve_ids
 from app.services.dedupe import normalise_name, normalise_phone
 from app.services.fields import N_, FieldSpec
 from app.services.importer import (
-    _HISTORY_COLUMNS, KINDS, Cancelled, Checker, ImportKind, Problem, Row, _err,
+    _HISTORY_COLUMNS, KINDS, Cancelled, Checker, ImportKind, Problem, Row, UpdateKey, _both, _err,
 )
 
 SLICE = 5000  # keys per IN list
@@ -38,9 +38,10 @@ CUSTOMER_REF: tuple[FieldSpec, ...] = (
 )
 _ONE_OF = ("customer_no", "customer_name")
 
+_NAME = FieldSpec("name", "text", "contact", N_("Contact"), required=True,
+                  synonyms=("姓名", "联系人姓名", "name", "contact name"))
 CONTACT_COLUMNS: tuple[FieldSpec, ...] = CUSTOMER_REF + (
-    FieldSpec("name", "text", "contact", N_("Contact"), required=True,
-              synonyms=("姓名", "联系人姓名", "name", "contact name")),
+    _NAME,
     FieldSpec("title", "text", "contact", N_("Title"), synonyms=("职务", "职位", "岗位", "job title", "position")),
     FieldSpec("phone", "phone", "contact", N_("Phone"),
               synonyms=("手机", "手机号", "手机号码", "电话", "联系电话", "电话号码", "联系方式", "mobile", "tel",
@@ -126,7 +127,8 @@ def resolve_customers(checker: Checker, rows: list[Row]) -> None:
 
 def _ours(checker: Checker, entity: str):
     """The records this batch created in earlier chunks (same transaction)."""
-    return select(ImportItem.entity_id).where(ImportItem.batch_id == checker.batch_id, ImportItem.entity == entity)
+    return select(ImportItem.entity_id).where(ImportItem.batch_id == checker.batch_id, ImportItem.entity == entity,
+                                              ImportItem.action == "create")
 
 
 def _history_rows(changeset: str, action: str, entity: str, records, label: str, user_id: int, now: datetime):
@@ -147,10 +149,11 @@ _ITEM_COLUMNS = ("batch_id", "customer_id", "customer_no", "row", "action", "ent
 
 def _contact_checks(checker: Checker, rows: list[Row]) -> None:
     """The customer; the phone once per file and not on any stored contact (of that customer:
-    a duplicate; of another: the phone belongs to someone else, as the contact form says); one
-    primary contact per customer in the file."""
+    a duplicate, or in update mode (update_by phone) the contact the row updates; of another: the
+    phone belongs to someone else, as the contact form says); a new contact's name; one primary
+    contact per customer in the file."""
     resolve_customers(checker, rows)
-    col_of, first = checker.col_of, checker.seen.setdefault("phone", {})
+    col_of, first, updating = checker.col_of, checker.seen.setdefault("phone", {}), checker.update_by == "phone"
     keyed = [(r, normalise_phone(r.values["phone"])) for r in rows if r.values.get("phone")]
     keyed = [(r, k) for r, k in keyed if k]
     for r, key in keyed:
@@ -158,24 +161,36 @@ def _contact_checks(checker: Checker, rows: list[Row]) -> None:
         if earlier != r.row:
             _problem(r, col_of, "phone", r.values["phone"], "duplicate_in_file",
                      N_("Same phone as row %(row)s of this file."), row=earlier)
-    stored: dict[str, tuple] = {}
+    stored: dict[str, list[tuple]] = {}
     for part in _slices({k for _, k in keyed}):
-        query = (select(Contact.phone_key, Contact.name, Contact.customer_id, Customer.customer_no, Customer.name)
-                 .join(Customer, Contact.customer_id == Customer.id).where(Contact.phone_key.in_(part)))
+        query = (select(Contact.phone_key, Contact.name, Contact.customer_id, Customer.customer_no, Customer.name,
+                        Contact.id).join(Customer, Contact.customer_id == Customer.id)
+                 .where(Contact.phone_key.in_(part)).order_by(Contact.id))
         if checker.batch_id is not None:
             query = query.where(Contact.id.notin_(_ours(checker, "contact")))
-        for key, name, cid, no, cname in db.session.execute(query):
-            stored.setdefault(key, (name, cid, no, cname))
+        for key, *found in db.session.execute(query):
+            stored.setdefault(key, []).append(found)
     for r, key in keyed:
-        if key in stored:
-            name, cid, no, cname = stored[key]
-            if cid == r.values.get("_customer", (None,))[0]:
-                _problem(r, col_of, "phone", r.values["phone"], "duplicate_existing",
-                         N_("Customer %(no)s already has contact %(name)s with this phone."), no=no, name=name)
-            else:
-                _problem(r, col_of, "phone", r.values["phone"], "duplicate_existing",
-                         N_("This phone belongs to contact %(name)s of customer %(no)s %(customer)s."),
-                         name=name, no=no, customer=cname)
+        holders = stored.get(key, [])
+        same = [h for h in holders if h[1] == r.values.get("_customer", (None,))[0]]
+        if same and updating:
+            r.target_id = same[0][4]
+        elif same:
+            name, _, no, _, _ = same[0]
+            _problem(r, col_of, "phone", r.values["phone"], "duplicate_existing",
+                     N_("Customer %(no)s already has contact %(name)s with this phone."), no=no, name=name)
+        elif holders:
+            name, _, no, cname, _ = holders[0]
+            _problem(r, col_of, "phone", r.values["phone"], "duplicate_existing",
+                     N_("This phone belongs to contact %(name)s of customer %(no)s %(customer)s."),
+                     name=name, no=no, customer=cname)
+    if updating:  # the name is required of new contacts only (the checker let blanks pass)
+        i, header = col_of.get("name", (None, None))
+        column = header or _both(lambda: _NAME.label)
+        for r in rows:
+            if r.target_id is None and "name" not in r.values and not (i is not None and any(e["col"] == i
+                                                                                            for e in r.errors)):
+                _problem(r, col_of, "name", "", "required", N_("%(column)s is required."), column=column)
     primary = checker.seen.setdefault("primary", {})
     for r in rows:
         if r.values.get("is_primary") and "_customer" in r.values:
@@ -186,15 +201,27 @@ def _contact_checks(checker: Checker, rows: list[Row]) -> None:
                          row=earlier)
 
 
-def _save_contacts(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelled,  # noqa: ARG001
+def _save_contacts(rows: list[Row], batch: ImportBatch, user, specs, progress, cancelled,
                    offset: int) -> tuple[int, int]:
-    """Bulk inserts, column by column. A new primary contact takes over from the customer's
-    current one (demoted, with its field history row; undo promotes it again)."""
+    """New contacts by bulk inserts, column by column; the contacts update rows match (update_by
+    phone) by one UPDATE per set of changed columns. A row making a contact primary takes over
+    from the customer's current primary (demoted, with its field history row; undo promotes it
+    again). (created, updated): rows of the file, so a demoted primary is not counted."""
     if cancelled():
         raise Cancelled()
-    now, n, conn = datetime.utcnow(), len(rows), db.session.connection()
-    demoted = _demote_primaries(batch, rows, user, now, conn)
-    table = Contact.__table__
+    now, conn = datetime.utcnow(), db.session.connection()
+    creates = [r for r in rows if r.target_id is None]
+    updates = [r for r in rows if r.target_id is not None]
+    _demote_primaries(batch, rows, user, now, conn, {r.target_id for r in updates if r.values.get("is_primary")})
+    if creates:
+        _insert_contacts(creates, batch, user, specs, now, conn)
+    _update_contacts(updates, batch, user, now, conn)
+    progress(saved=offset + len(rows))
+    return len(creates), len(updates)
+
+
+def _insert_contacts(rows: list[Row], batch: ImportBatch, user, specs, now: datetime, conn) -> None:
+    n, table = len(rows), Contact.__table__
     data: dict[str, list] = {s.key: [r.values.get(s.key) for r in rows] for s in specs.values()
                              if s.key in table.c and s.key != "is_primary"}
     data["is_primary"] = [bool(r.values.get("is_primary")) for r in rows]
@@ -210,19 +237,56 @@ def _save_contacts(rows: list[Row], batch: ImportBatch, user, specs, progress, c
         history.changeset_id(db.session), "create", "contact",
         [(i, r.values["name"], *reversed(r.values["_customer"])) for i, r in zip(ids, rows)],
         f"{batch.file_name} (#{batch.id})", user.id, now))
-    progress(saved=offset + n)
-    return n, demoted
 
 
-def _demote_primaries(batch: ImportBatch, rows: list[Row], user, now: datetime, conn) -> int:
-    """The current primary contacts of the customers a row gives a new one: no longer primary, in
-    one UPDATE per slice, each recorded as an import item (for undo) and in field history."""
+_UPDATABLE = tuple(s.key for s in CONTACT_COLUMNS if s.key not in _ONE_OF)
+_CHANGE_COLUMNS = (*_HISTORY_COLUMNS[:8], "old_value", "new_value", "changed_by_id", "changed_on")  # field history
+
+
+def _update_contacts(rows: list[Row], batch: ImportBatch, user, now: datetime, conn) -> None:
+    """The matched contacts' changed fields (a blank cell keeps the value, as customer updates
+    do): the stored values read once per slice, one UPDATE per set of changed columns, a field
+    history row per change and an import item per row keeping the previous values for undo."""
+    if not rows:
+        return
+    table = Contact.__table__
+    fields = [k for k in _UPDATABLE if any(k in r.values for r in rows)]
+    current: dict[int, Any] = {}
+    for part in _slices({r.target_id for r in rows}):
+        current.update((rec.id, rec._mapping) for rec in db.session.execute(
+            select(table.c.id, *(table.c[k] for k in dict.fromkeys(("name", *fields)))).where(table.c.id.in_(part))))
+    changeset, items, changes, groups = history.changeset_id(db.session), [], [], {}
+    for r in rows:
+        old, (cid, no) = current[r.target_id], r.values["_customer"]
+        changed = {k: r.values[k] for k in fields if k in r.values and r.values[k] != old[k]}
+        items.append((batch.id, cid, no, r.row, "update", "contact", r.target_id,
+                      json.dumps({k: old[k] for k in changed}, ensure_ascii=False)))
+        label = (changed.get("name") or old["name"])[:200]
+        changes.extend((changeset, "update", "contact", r.target_id, label, no, cid, k, history.stored_text(old[k]),
+                        history.stored_text(v), user.id, now) for k, v in changed.items())
+        if "phone" in changed:
+            changed.update(contact_keys(changed["phone"]))
+        if changed:
+            groups.setdefault(tuple(sorted(changed)), []).append(
+                {"_id": r.target_id, **{f"v_{k}": v for k, v in changed.items()}})
+    for keys, params in groups.items():
+        conn.execute(update(table).where(table.c.id == bindparam("_id")).values(
+            {**{k: bindparam(f"v_{k}") for k in keys}, "changed_on": now, "changed_by_fk": user.id}), params)
+    insert_rows(conn, ImportItem.__table__, (*_ITEM_COLUMNS, "before"), items)
+    insert_rows(conn, FieldChange.__table__, _CHANGE_COLUMNS, changes)
+
+
+def _demote_primaries(batch: ImportBatch, rows: list[Row], user, now: datetime, conn, keep: set[int]) -> None:
+    """The current primary contacts of the customers a row gives a new one (but not the new ones
+    themselves, ``keep``: contacts that rows update to primary): no longer primary, in one UPDATE
+    per slice, each recorded as an import item (for undo) and in field history."""
     new_primary = {r.values["_customer"][0]: r.row for r in rows if r.values.get("is_primary")}
-    ctable, changeset, demoted = Contact.__table__, None, 0
+    ctable, changeset = Contact.__table__, None
     for part in _slices(new_primary):
-        found = db.session.execute(select(Contact.id, Contact.customer_id, Contact.name, Customer.customer_no)
-                                   .join(Customer, Contact.customer_id == Customer.id)
-                                   .where(Contact.customer_id.in_(part), Contact.is_primary.is_(True))).all()
+        query = (select(Contact.id, Contact.customer_id, Contact.name, Customer.customer_no)
+                 .join(Customer, Contact.customer_id == Customer.id)
+                 .where(Contact.customer_id.in_(part), Contact.is_primary.is_(True)))
+        found = db.session.execute(query.where(Contact.id.notin_(keep)) if keep else query).all()
         if not found:
             continue
         changeset = changeset or history.changeset_id(db.session)
@@ -231,17 +295,14 @@ def _demote_primaries(batch: ImportBatch, rows: list[Row], user, now: datetime, 
         insert_rows(conn, ImportItem.__table__, (*_ITEM_COLUMNS, "before"), [
             (batch.id, cid, no, new_primary[cid], "update", "contact", i, '{"is_primary": true}')
             for i, cid, _, no in found])
-        insert_rows(conn, FieldChange.__table__, (*_HISTORY_COLUMNS[:8], "old_value", "new_value", "changed_by_id",
-                                                  "changed_on"),
+        insert_rows(conn, FieldChange.__table__, _CHANGE_COLUMNS,
                     [(changeset, "update", "contact", i, name[:200], no, cid, "is_primary", "true", "false", user.id, now)
                      for i, cid, name, no in found])
-        demoted += len(found)
-    return demoted
 
 
 def _undo_contacts(batch: ImportBatch, items: list[ImportItem], user) -> tuple[int, int]:  # noqa: ARG001
-    """Created contacts deleted and demoted primaries promoted again, through the ORM (field
-    history records both)."""
+    """Created contacts deleted; updated ones (and demoted primaries) given back their previous
+    values, latest first; through the ORM (field history records it all)."""
     created = [i.entity_id for i in items if i.action == "create"]
     removed = 0
     for part in _slices(created):
@@ -253,7 +314,8 @@ def _undo_contacts(batch: ImportBatch, items: list[ImportItem], user) -> tuple[i
     for item in items:
         contact = db.session.get(Contact, item.entity_id) if item.action == "update" else None
         if contact is not None:
-            contact.is_primary = json.loads(item.before or "{}").get("is_primary", contact.is_primary)
+            for key, value in json.loads(item.before or "{}").items():
+                setattr(contact, key, value)
             restored += 1
     return removed, restored
 
@@ -404,7 +466,9 @@ def _undo_interactions(batch: ImportBatch, items: list[ImportItem], user) -> tup
 _UNKNOWN = N_("Column %(letter)s '%(column)s' matches no column of this import: map it or ignore it.")
 KINDS["contacts"] = ImportKind("contacts", N_("Contact"), N_("Contacts"), lambda: list(CONTACT_COLUMNS),
                                _contact_checks, _save_contacts, _undo_contacts, _UNKNOWN, Contact.__table__, _ONE_OF,
-                               add_view="ContactModelView")
+                               add_view="ContactModelView",
+                               update_keys=(UpdateKey("mobile", "phone", N_("update, matched by phone")),),
+                               existing=(N_("Existing contacts"), N_("only create new contacts")))
 KINDS["interactions"] = ImportKind("interactions", N_("Interaction Records"), N_("Interactions"),
                                    lambda: list(INTERACTION_COLUMNS), _interaction_checks, _save_interactions,
                                    _undo_interactions, _UNKNOWN, Interaction.__table__, _ONE_OF,

@@ -63,8 +63,7 @@ from app.services.bulk import insert_columns, insert_rows, reserve_ids
 from app.services.search_keys import write_tokens
 
 MODES = ("all", "valid")
-UPDATE_BY = {None: None, "": None, "none": None, "no": "customer_no", "customer_no": "customer_no",
-             "credit_code": "credit_code"}
+CREATE_ONLY = (None, "", "none")  # update_by values that mean: only create new records
 IGNORE = "-"  # mapping value: the user chose to ignore this column
 CHUNK = 2000
 RUNNING = ("queued", "checking", "importing")
@@ -734,7 +733,7 @@ class Row:
     row: int
     cells: list[Any]
     values: dict[str, Any] = field(default_factory=dict)  # field key -> parsed value
-    target_id: int | None = None  # update: the existing customer
+    target_id: int | None = None  # update: the existing record (a customer, or a contact)
     errors: list[dict] = field(default_factory=list)
     name_key: str | None = None  # normalise_name(name), once the duplicate check computed it
 
@@ -1139,17 +1138,14 @@ def create_batch(stream: BinaryIO, file_name: str, user, *, sheet: str | None = 
     if not may_import(kind, user):
         raise ImportRefused("not_allowed", N_("Your role may not import %(what)s."),
                             what=_both(lambda: gettext(KINDS[kind].sheet_title)))
-    if update_by and not KINDS[kind].updates:
-        raise ImportRefused("bad_option", N_("Only customers can be updated by an import."))
+    key = update_key(kind, update_by, user)
     if mode not in MODES:
         raise ImportRefused("bad_option", N_("Unknown mode '%(value)s': use all or valid."), value=mode)
-    if update_by not in UPDATE_BY:
-        raise ImportRefused("bad_option", N_("Unknown update key '%(value)s': use no or credit_code."), value=update_by)
     chosen = dict(template_mapping(template)) if template else {}
     chosen.update(mapping or {})
     path, digest = store_upload(stream, file_name)
     batch = ImportBatch(created_by_id=user.id, file_name=os.path.basename(file_name)[:255], file_hash=digest,
-                        file_path=str(path), sheet=sheet or None, mode=mode, update_by=UPDATE_BY[update_by],
+                        file_path=str(path), sheet=sheet or None, mode=mode, update_by=key,
                         dry_run=dry_run, status="uploaded", kind=kind,
                         mapping=json.dumps(chosen, ensure_ascii=False) if chosen else None)
     db.session.add(batch)
@@ -1622,6 +1618,16 @@ def template_workbook(kind: str = "customers") -> bytes:
 # -- kinds ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class UpdateKey:
+    """One way a kind's rows find the records they update: the option naming it (CLI --update-by,
+    the API's and the wizard's update_by; the field key is taken too), the column whose value
+    matches a stored record (stored as the batch's update_by), and the wizard's text (msgid)."""
+    option: str
+    field: str
+    label: str
+
+
+@dataclass(frozen=True)
 class ImportKind:
     """What one kind of file imports: its columns, its checks across rows (after the column-wise
     parsing: ``check(checker, rows)`` appends to each row's errors), its writer (``save(rows,
@@ -1637,20 +1643,28 @@ class ImportKind:
     unknown_column: str  # msgid, with %(letter)s and %(column)s
     table: Any = None  # whose column lengths limit text cells (None: the customer table)
     one_of: tuple[str, ...] = ()  # at least one of these columns is required (the customer reference)
-    updates: bool = False  # may update existing records (update_by)
     column_scope: bool = False  # the role's hidden customer fields apply to its columns
     add_view: str = "CustomerModelView"  # importing adds records: who may add them on this view
     needs: tuple[tuple[str, str], ...] = ()  # further permissions (a file sets what only they may)
     # the template's dropdowns for columns that are not dictionary fields: field key -> the names
     # a cell may hold, in the current language (ticket states, teams)
     template_lists: Callable[[], dict[str, list[str]]] = dict
+    # how existing records may be updated (update_by): none, or the kind's own keys
+    update_keys: tuple[UpdateKey, ...] = ()
+    existing: tuple[str, str] = (N_("Existing customers"), N_("only create new customers"))  # msgids: the wizard's
+
+    @property
+    def updates(self) -> bool:
+        return bool(self.update_keys)
 
 
 KINDS: dict[str, ImportKind] = {
     "customers": ImportKind("customers", N_("Customer"), N_("Customer Files"), importable_fields, _customer_checks,
                             _save_customers, _undo_customers,
                             N_("Column %(letter)s '%(column)s' matches no customer field: map it or ignore it."),
-                            updates=True, column_scope=True),
+                            column_scope=True, update_keys=(
+                                UpdateKey("no", "customer_no", N_("update, matched by customer no.")),
+                                UpdateKey("credit_code", "credit_code", N_("update, matched by credit code")))),
 }
 
 import_module("app.services.import_kinds")  # registers contacts and interactions in KINDS
@@ -1670,6 +1684,35 @@ def may_import(kind: str, user) -> bool:
     sm = appbuilder.sm
     return all(sm._has_view_access(user, perm, view) for perm, view in (
         ("can_import", "CustomerImport"), ("can_add", the_kind.add_view), *the_kind.needs))
+
+
+def may_update(kind: str, user) -> bool:
+    """Update mode: whoever may import the kind and also edit its records (can_edit on its view)."""
+    from app.extensions import appbuilder
+
+    the_kind = KINDS.get(kind)
+    if not (the_kind and the_kind.updates and may_import(kind, user)):
+        return False
+    return getattr(user, "is_system", False) or appbuilder.sm._has_view_access(user, "can_edit", the_kind.add_view)
+
+
+def update_key(kind: str, option: str | None, user) -> str | None:
+    """The batch's update key (the matching column) for an update_by option, None to only create;
+    refused when the kind has no such key or the user may not update its records."""
+    if option in CREATE_ONLY:
+        return None
+    the_kind = KINDS[kind]
+    what = _both(lambda: gettext(the_kind.sheet_title))
+    if not the_kind.updates:
+        raise ImportRefused("bad_option", N_("An import cannot update %(what)s: it only adds them."), what=what)
+    key = next((k.field for k in the_kind.update_keys if option in (k.option, k.field)), None)
+    if key is None:
+        raise ImportRefused("bad_option", N_("Unknown update key '%(value)s': use %(keys)s."), value=option,
+                            keys=" / ".join(k.option for k in the_kind.update_keys))
+    if not may_update(kind, user):
+        raise ImportRefused("not_allowed", N_("Your role may not edit %(what)s, so an import may not update them."),
+                            what=what)
+    return key
 
 
 def importable_kinds(user) -> dict[str, ImportKind]:

@@ -92,7 +92,13 @@ class ImportView(BaseView):
             chosen = {h: request.form.get(f"map_{i}") or "" for i, h in enumerate(sheet.headers)}
             batch.mapping = json.dumps(chosen, ensure_ascii=False)
             opts = _options(request.form)
-            batch.mode, batch.update_by = opts["mode"], importer.UPDATE_BY.get(opts["update_by"])
+            try:
+                batch.update_by = importer.update_key(batch.kind, opts["update_by"], g.user)
+            except importer.ImportRefused as exc:
+                db.session.rollback()
+                flash(str(exc), "danger")
+                return redirect(url_for("ImportView.mapping", pk=pk))
+            batch.mode = opts["mode"]
             db.session.commit()
             name = (request.form.get("template_name") or "").strip()
             if name:
@@ -109,7 +115,8 @@ class ImportView(BaseView):
         templates = db.session.execute(select(ImportTemplate.name).order_by(ImportTemplate.name)).scalars().all()
         return self.render_template("crm/import_mapping.html", batch=batch, sheet=sheet, mapping=mapping, count=count,
                                     samples=samples, fields=_fields(batch.kind), templates=templates,
-                                    ignore=importer.IGNORE, kinds=importer.KINDS, title=_l("Map Columns"))
+                                    ignore=importer.IGNORE, kinds=importer.KINDS,
+                                    may_update=importer.may_update(batch.kind, g.user), title=_l("Map Columns"))
 
     def _launch(self, batch: ImportBatch, dry_run: bool) -> None:
         try:
@@ -203,7 +210,7 @@ def _fields(kind: str) -> list:
 
 class ImportApi(BaseApi):
     """POST /api/v1/import/customers, /contacts, /interactions, /tickets (multipart: file, mode, update_by, dry_run, sheet, mapping as
-    JSON {header: field}, template, async; update_by for customers only) -> the report (or 202 + batch id with async=1);
+    JSON {header: field}, template, async; update_by: no / credit_code for customers, mobile for contacts) -> the report (or 202 + batch id with async=1);
     GET /api/v1/import/batches/<id> (with ``stale`` and ``retryable``), POST .../cancel, POST .../undo,
     POST .../retry (a failed batch or one whose worker died: 202 + the new job)."""
 
