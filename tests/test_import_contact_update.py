@@ -152,23 +152,29 @@ def test_update_mode_dry_run_all_mode_new_names_and_bad_keys(app, tmp_path):
     assert report["errors"][0]["code"] == "bad_option" and "互动记录" in report["errors"][0]["message"]
 
 
-def test_only_roles_that_edit_contacts_may_update_them(app, tmp_path, client, make_user):
-    """A role that may import and add contacts but not edit them: create-only imports only (API,
-    wizard); a role with can_edit may update."""
+def sales_staff_without_edit(app, view: str) -> str:
+    """A new user whose role is 销售部普通员工's permissions without can_edit on VIEW."""
     from app.extensions import appbuilder, db
     from app.models import SeedRecord
 
     tag = uuid.uuid4().hex[:6]
-    with app.app_context():  # 销售部普通员工's permissions without 联系人 can_edit
+    with app.app_context():
         sm = appbuilder.sm
         base = db.session.get(sm.role_model, db.session.query(SeedRecord).filter_by(
             kind="role", key="sales_staff").one().record_id)
-        role = sm.add_role(f"只增联系人{tag}")
+        role = sm.add_role(f"无编辑{tag}")
         role.permissions = [p for p in base.permissions
-                            if not (p.view_menu.name == "ContactModelView" and p.permission.name == "can_edit")]
+                            if not (p.view_menu.name == view and p.permission.name == "can_edit")]
         db.session.commit()
-        adder = f"adder{tag}"
-        assert sm.add_user(adder, "测试", "只增", f"{adder}@test.invalid", role, password=USER_PASSWORD)
+        user = f"adder{tag}"
+        assert sm.add_user(user, "测试", "只增", f"{user}@test.invalid", role, password=USER_PASSWORD)
+    return user
+
+
+def test_only_roles_that_edit_contacts_may_update_them(app, tmp_path, client, make_user):
+    """A role that may import and add contacts but not edit them: create-only imports only (API,
+    wizard); a role with can_edit may update."""
+    adder = sales_staff_without_edit(app, "ContactModelView")
     staff = make_user("sales_staff", "sales")
     (_, no), = make_customers(app, tmp_path, uniq("权限"), username=adder).items()
     (_, mine), = make_customers(app, tmp_path, uniq("权限"), username=staff).items()
@@ -202,3 +208,21 @@ def test_only_roles_that_edit_contacts_may_update_them(app, tmp_path, client, ma
                     update_by="mobile")
     assert r.status_code == 200 and r.json["rows_updated"] == 1, r.json
     assert contacts_of(app, mine)["丙"][1] == "主管"
+
+
+def test_only_roles_that_edit_customers_may_update_them(app, tmp_path, client):
+    """The same rule for customers: without can_edit on 客户档案 an update import (by customer no.)
+    is refused and the customer keeps its values; a create-only import still works."""
+    adder = sales_staff_without_edit(app, "CustomerModelView")
+    name = uniq("只增客户")
+    (_, no), = make_customers(app, tmp_path, name, username=adder).items()
+    login(client, adder, USER_PASSWORD)
+    token = csrf_token(client.get("/import/").get_data(as_text=True))
+    path = csv_file(tmp_path / "u.csv", [["客户编号", "客户名称", "所属行业"], [no, name + "改", "制造业"]])
+    with open(path, "rb") as fh:
+        r = client.post("/api/v1/import/customers", data={"file": (fh, path.name), "update_by": "no"},
+                        headers={"X-CSRFToken": token}, content_type="multipart/form-data")
+    assert r.status_code == 403 and r.json["errors"][0]["code"] == "not_allowed", r.json
+    assert "无权修改客户" in r.json["errors"][0]["message"]
+    r = client.get(f"/api/v1/customer/?q=(filters:!((col:customer_no,opr:eq,value:'{no}')))")
+    assert [c["name"] for c in r.json["result"]] == [name]
