@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, as_system, flask_cmd, subprocess_env
 from test_custom_fields import add_field  # noqa: F401 (fixture)
-from test_export import as_user, other_client, ui_export
+from test_export import _wait_export, as_user, other_client, small_threshold, ui_export  # noqa: F401 (fixture)
 
 PHONE, EMAIL, ID_NUMBER = "13912348765", "qian.er@example.com", "110101199003071234"
 CUSTOM_PHONE = "13698761234"
@@ -221,6 +221,32 @@ def test_the_command_line_itself_writes_the_users_rows(app, world, tmp_path):
         assert _matches(_sheet(out.read_bytes())[1], rf"[SFW]{tag}\w") == listed == \
             ({f"S{tag}s"} if name == "service_records" else {f"F{tag}f", f"W{tag}t"}), name
 
+
+def test_big_exports_run_by_the_worker_keep_the_requesters_rows_and_masking(app, rq_worker, small_threshold, world):
+    """Past CRM_EXPORT_SYNC_ROWS the file is written by the RQ worker, as the requester: the
+    销售部 supervisor's revisits (their department's and the one assigned to them), the
+    analyst's contacts masked."""
+    from app.extensions import db
+    from app.models import ExportLog
+
+    tag, users = world["tag"], world["users"]
+    for who, route, args, pattern in (("sales_boss", "revisitmodelview", f"_flt_2_subject_no={tag}", rf"[FW]{tag}\w"),
+                                      ("analyst", "contactmodelview", f"_flt_0_customer=导出范围{tag}", rf"导出范围{tag}\w")):
+        client = as_user(other_client(app), users[who])
+        head, rows = _listed(client, route, args)
+        resp = ui_export(client, "xlsx", args, view=route)
+        assert resp.status_code == 302 and resp.headers["Location"].endswith("/myexports/list/"), who
+        with app.app_context():
+            export_id = db.session.query(ExportLog.id).join(ExportLog.user).filter_by(username=users[who]) \
+                .filter(ExportLog.channel == "job").order_by(ExportLog.id.desc()).limit(1).scalar()
+        log = _wait_export(app, export_id)
+        assert log.status == "done", log.error
+        file_head, file_rows = _sheet(client.get(f"/myexports/fetch/{export_id}").data)
+        assert file_head == head and len(file_rows) == len(rows) > 2, who
+        assert _matches(file_rows, pattern) == _matches(rows, pattern), who
+        _no_raw_values(file_head, file_rows)
+    assert _matches(rows, pattern)  # the analyst's four contacts, masked
+
 # -- 2. columns and masking: the file shows what the list shows that user -----------------------
 
 LISTS = {
@@ -290,7 +316,7 @@ def test_customer_file_hides_the_roles_hidden_fields_and_masks_like_the_list(app
     from app.services.numbering import next_number
 
     tag = world["tag"]
-    mobile = add_field("phone", label_zh=f"备用手机{tag}", category="basic", in_list=True)
+    mobile = add_field("phone", label_zh=f"备用手机{tag}", category="basic", in_list=True, searchable=True)
     secret = add_field("text", label_zh=f"机密业务{tag}", category="business", in_list=True)
     with as_system(app):
         owner = appbuilder.sm.find_user(username=world["users"]["sales_boss"])
@@ -321,6 +347,16 @@ def test_customer_file_hides_the_roles_hidden_fields_and_masks_like_the_list(app
         assert got["统一社会信用代码/身份证号"] == mask_id_number(ID_NUMBER), who
         assert (got["联系电话"], got["联系邮箱"]) == ("139****8765", "q***@example.com"), who
         _no_raw_values(file_head, file_rows)
+    # the admin-defined phone: found by its full number, never by a piece (list, file, command line)
+    analyst = as_user(other_client(app), world["users"]["analyst"])
+    piece, full = f"{args}&_flt_0_{mobile}=1369", f"{args}&_flt_1_{mobile}={CUSTOM_PHONE}"
+    assert analyst.get(f"/customermodelview/list/?{piece}").status_code == 403
+    resp = ui_export(analyst, "csv", piece)
+    assert resp.status_code == 302 and "只能按完整值" in analyst.get(resp.headers["Location"]).get_data(as_text=True)
+    done = app.test_cli_runner().invoke(args=["crm", "export", "customers", str(tmp_path / "p.csv"), "--user",
+                                              world["users"]["analyst"], "--filter", piece])
+    assert done.exit_code == 2 and f"备用手机{tag}" in done.output
+    assert len(_listed(analyst, "customermodelview", full)[1]) == len(_web(analyst, "customermodelview", full)[1]) == 1
 
 
 # -- 3. filters: no file answers a question the list refuses --------------------------------------

@@ -176,10 +176,11 @@ def mask_text(text: str | None) -> str | None:
 
 def filter_allowed(model_key: str | None, field: str, operator: str, value: Any) -> bool:
     """Whether a list filter on a masked field is allowed: someone who sees only masked values
-    may match the full value (operator ``eq``) or a phone's last four digits (``ew`` with four
-    digits), never pieces of it (contains, starts with ...), which would let them probe digits."""
-    kind = MASKED_FIELDS.get(model_key or "", {}).get(field.split(".")[0])
-    if kind is None or operator == "eq" or may_view_full():
+    may match the full value (operator ``eq``; ``custom_eq`` for an admin-defined phone or e-mail)
+    or a phone's last four digits (``ew`` with four digits), never pieces of it (contains, starts
+    with ...), which would let them probe digits."""
+    kind = masked_fields(model_key or "").get(field.split(".")[0])  # admin-defined phones and e-mails too
+    if kind is None or operator in ("eq", "custom_eq") or may_view_full():
         return True
     value = value[0] if isinstance(value, (list, tuple)) and value else value
     return kind == "phone" and operator == "ew" and isinstance(value, str) and len(value) == 4 and value.isdigit()
