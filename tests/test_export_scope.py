@@ -22,7 +22,8 @@ from test_export import _wait_export, as_user, other_client, small_threshold, ui
 PHONE, EMAIL, ID_NUMBER = "13912348765", "qian.er@example.com", "110101199003071234"
 CUSTOM_PHONE = "13698761234"
 
-# who may press 导出 on which list (seeds/roles.yaml); the others get the file from the command line
+# who may press 导出 on the lists of ROW_CASES (seeds/roles.yaml); the others get the file from the
+# command line only
 EXPORTERS = {"sales_boss", "boss_far", "service_boss", "analyst"}
 
 
@@ -151,7 +152,8 @@ def _web(client, route: str, args: str) -> tuple[list[str], list[list]]:
 # -- 1. rows: each user's file holds exactly their list's rows ----------------------------------
 
 ROW_CASES = {
-    # export name: (list route, {filter set: args}, pattern of the test's row keys, users, expected per user)
+    # export name: (list route, {filter set: list URL arguments}, pattern of the test's row keys,
+    #               {user: the keys their list shows without the second filter})
     "service_records": ("servicerecordmodelview",
                         {"mine": "_flt_0_service_no=S{tag}", "scored": "_flt_0_service_no=S{tag}&_flt_1_score=3"},
                         r"S{tag}[sfba]",
@@ -168,7 +170,8 @@ ROW_CASES = {
                 # feedback of customers in scope (or handled by the user), tickets in ticket scope
                 {"sales_boss": "sb", "boss_far": "ft", "agent": "sfbt", "service_boss": "sfbt", "analyst": "sfbt"}),
     "revisits": ("revisitmodelview",
-                 {"mine": "_flt_2_subject_no={tag}", "assigned": "_flt_2_subject_no={tag}&_flt_0_assignee=sales_supervisor"},
+                 {"mine": "_flt_2_subject_no={tag}",  # assignee: the user name contains
+                  "assigned": "_flt_2_subject_no={tag}&_flt_0_assignee=sales_supervisor"},
                  r"[FW]{tag}[sfbt]",
                  # plus the ones assigned to the user
                  {"sales_boss": "sfb", "boss_far": "ft", "agent": "sfbt", "service_boss": "sfbt"}),
@@ -200,7 +203,6 @@ def test_each_user_exports_exactly_the_rows_of_their_list(app, world, name, tmp_
                 web_head, web_rows = _web(client, route, args)
                 assert (web_head, web_rows) == (cli_head, cli_rows), (name, who, label)
     assert narrowed, "the second filter never left a row out: it tests nothing"
-
 
 
 def test_the_command_line_itself_writes_the_users_rows(app, world, tmp_path):
