@@ -100,17 +100,18 @@ def mask(kind: str, value: Any) -> Any:
 
 
 def may_view_full() -> bool:
-    """Whether the current user holds the 'view full contact info' permission."""
+    """Whether the current user (``g.user``: also an export job's or the command line's
+    requester, outside any request) holds the 'view full contact info' permission."""
     from app.extensions import appbuilder
     from app.security.scopes import current_user
 
-    if current_user() is None:
+    user = current_user()
+    if user is None:
         return False
     cache = g.setdefault("_crm_full_contact", {})
-    uid = current_user().id
-    if uid not in cache:
-        cache[uid] = bool(appbuilder.sm.has_access(PERMISSION, VIEW_MENU))
-    return cache[uid]
+    if user.id not in cache:
+        cache[user.id] = bool(user.is_active and appbuilder.sm._has_view_access(user, PERMISSION, VIEW_MENU))
+    return cache[user.id]
 
 
 def _needs_mask(model_key: str, field: str, item: Any) -> bool:
@@ -175,10 +176,20 @@ def mask_text(text: str | None) -> str | None:
 
 def filter_allowed(model_key: str | None, field: str, operator: str, value: Any) -> bool:
     """Whether a list filter on a masked field is allowed: someone who sees only masked values
-    may match the full value (operator ``eq``) or a phone's last four digits (``ew`` with four
-    digits), never pieces of it (contains, starts with ...), which would let them probe digits."""
-    kind = MASKED_FIELDS.get(model_key or "", {}).get(field.split(".")[0])
-    if kind is None or operator == "eq" or may_view_full():
+    may match the full value (operator ``eq``; ``custom_eq`` for an admin-defined phone or e-mail)
+    or a phone's last four digits (``ew`` with four digits), never pieces of it (contains, starts
+    with ...), which would let them probe digits."""
+    kind = masked_fields(model_key or "").get(field.split(".")[0])  # admin-defined phones and e-mails too
+    if kind is None or operator in ("eq", "custom_eq") or may_view_full():
         return True
     value = value[0] if isinstance(value, (list, tuple)) and value else value
     return kind == "phone" and operator == "ew" and isinstance(value, str) and len(value) == 4 and value.isdigit()
+
+
+def probing_filter(model_key: str | None, filters) -> str | None:
+    """The column of the first of a list's active FAB ``filters`` that ``filter_allowed``
+    refuses (a piece of a masked value), or None: the list page and its export ask alike."""
+    for flt, value in zip(getattr(filters, "filters", []), getattr(filters, "values", [])):
+        if not filter_allowed(model_key, flt.column_name, flt.arg_name, value):
+            return flt.column_name
+    return None

@@ -89,7 +89,7 @@ def parse_args(args: Iterable[str] | str) -> MultiDict:
 def _filters_and_order(view, args: MultiDict):
     """FAB's Filters of the list view set from ``args`` (as FAB's get_filter_args does for a
     list page), joined with the view's base filters, and the order. Refuses filters and sorts
-    the list itself would refuse (unknown or hidden columns)."""
+    the list itself would refuse (unknown or hidden columns, pieces of masked values)."""
     getattr(view, "refresh_filters", lambda: None)()  # the customer list's admin-defined fields
     filters = copy.copy(view._filters)  # shares the column->filter tables, own active filters
     filters.clear_filters()
@@ -103,6 +103,10 @@ def _filters_and_order(view, args: MultiDict):
         if column not in searchable or column.split(".")[0] in hidden or index >= len(searchable[column]):
             raise ExportRefused(gettext("The list cannot be filtered by \"%(column)s\".", column=column))
         filters.add_filter_index(column, index, args.getlist(arg))
+    probing = masking.probing_filter(getattr(view, "masked_model", None), filters)
+    if probing:  # the list refuses it too: the file's rows would give masked digits away
+        raise ExportRefused(gettext("\"%(column)s\" is masked: filter it only by the full value, or a phone by "
+                                    "its last four digits.", column=str(view.label_columns.get(probing, probing))))
     name = view.__class__.__name__
     order_column, direction = args.get(f"_oc_{name}"), args.get(f"_od_{name}", "asc")
     if order_column:
@@ -631,8 +635,9 @@ def export_to_file(list_name: str, path: str | Path, user, args: MultiDict) -> A
     _act_as(user)
     with force_locale(_user_locale(user)):
         view = view_for(list_name)
+        total = count_rows(view, args)  # refuses bad filters before anything is logged
         log = _new_log(view, fmt, args, user, "cli")
-        log.total = count_rows(view, args)
+        log.total = total
         try:
             _finish(log, write_export(view, fmt, args, path, total=log.total), Path(path))
         except Exception as exc:

@@ -258,6 +258,7 @@ class _OfArchivedCustomer:
     """An archived customer's rows, read only, as tabs of its page in 历史档案 (CustomerArchiveView):
     the default lists leave them out. Same permissions as the archive view."""
     base_filters = ROW_SCOPE + OF_ARCHIVED_CUSTOMER
+    export_name = ""  # not an export of its own: `flask crm export contacts` is always the active list
     class_permission_name = "CustomerArchiveView"
     base_permissions = ["can_list", "can_show", "can_restore"]  # exactly the archive view's
     method_permission_name = {"restore": "restore"}

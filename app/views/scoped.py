@@ -108,9 +108,8 @@ class ScopedViewMixin:
         hidden = hidden_fields()
         if (_filtered_columns(filters) | {order_column}) & hidden:
             abort(403)
-        for flt, value in zip(getattr(filters, "filters", []), getattr(filters, "values", [])):
-            if not masking.filter_allowed(self.masked_model, flt.column_name, flt.arg_name, value):
-                abort(403)
+        if masking.probing_filter(self.masked_model, filters):
+            abort(403)
         widgets = widgets or {}
         actions = actions or self.actions
         page_size = page_size or self.page_size
