@@ -138,3 +138,35 @@ def test_staff_role_lacks_the_permission_and_supervisors_have_it(app):
     roles = {r["key"]: r for r in yaml.safe_load((ROOT / "seeds" / "roles.yaml").read_text(encoding="utf-8"))["records"]}
     have = {k for k, r in roles.items() if "view_full_contact" in (r.get("grants") or {}).get("ContactInfo", [])}
     assert have == {"sales_supervisor", "service_supervisor", "analytics_supervisor"}
+
+
+def test_survey_address_is_masked_like_other_contact_data(app, client, make_user):
+    """满意度回访's 发送至 (the address the survey link went to): masked on the record page for an
+    analyst without 'view full contact info', shown in full (and logged) to one with it."""
+    from datetime import datetime, timedelta
+
+    from app.extensions import db
+    from app.models import Feedback, Survey
+
+    address = f"kehu{uuid.uuid4().hex[:8]}@example.com"
+    with as_system(app):
+        fb = Feedback(feedback_no=f"FM{uuid.uuid4().hex[:8]}", channel="staff", content="回访地址", status="closed",
+                      submitted_at=datetime.utcnow())
+        db.session.add(fb)
+        db.session.flush()
+        survey = Survey(subject_kind="feedback", subject_id=fb.id, subject_no=fb.feedback_no, sent_to=address,
+                        expires_at=datetime.utcnow() + timedelta(days=1))
+        db.session.add(survey)
+        db.session.commit()
+        pk = survey.id
+    staff, boss = make_user("analytics_staff", "analytics"), make_user("analytics_supervisor", "analytics")
+    as_user(client, staff)
+    resp = client.get(f"/surveymodelview/show/{pk}")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "发送至" in html  # the record page itself
+    assert address not in html and "k***@example.com" in html
+    client.get("/logout/")
+    as_user(client, boss)
+    assert address in client.get(f"/surveymodelview/show/{pk}").get_data(as_text=True)
+    assert ("survey", pk, "sent_to", "ui") in reveals(app, boss)
+

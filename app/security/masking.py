@@ -22,6 +22,7 @@ MASKED_FIELDS: dict[str, dict[str, str]] = {
     "contact": {"phone": "phone", "email": "email", "im_account": "account"},
     "customer": {"credit_code": "id_number"},  # only for individuals (kind 'person')
     "feedback": {"phone": "phone", "email": "email"},
+    "survey": {"sent_to": "address"},  # where the survey link went
 }
 PERSON_KIND = "person"
 
@@ -92,7 +93,8 @@ def mask_person_name(value: str | None) -> str:
     return value[:1] + "***"
 
 
-_MASKERS = {"phone": mask_phone, "email": mask_email, "id_number": mask_id_number, "account": mask_account}
+_MASKERS = {"phone": mask_phone, "email": mask_email, "id_number": mask_id_number, "account": mask_account,
+            "address": lambda v: mask_email(v) if "@" in v else mask_phone(v)}  # an e-mail or a phone
 
 
 def mask(kind: str, value: Any) -> Any:

@@ -208,11 +208,13 @@ class FeedbackRuleModelView(LocalizedValuesMixin, ModelView):
     }
 
 
-class SurveyModelView(ExportMixin, PickersMixin, LocalizedValuesMixin, ModelView):
-    """满意度回访: the answers, with the handler they attach to (read only)."""
+class SurveyModelView(ExportMixin, PickersMixin, ScopedViewMixin, LocalizedValuesMixin, ModelView):
+    """满意度回访: the answers, with the handler they attach to (read only); the address the link
+    went to is masked like the customer's other contact data."""
 
     datamodel = CrmSQLAInterface(Survey)
     base_filters = SUBJECT_SCOPE
+    masked_model = "survey"
     base_permissions = ["can_list", "can_show", "can_export"]
     export_name = "surveys"
     list_title = show_title = _l("Satisfaction Follow-ups")
