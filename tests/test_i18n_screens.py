@@ -46,6 +46,7 @@ class Chrome(HTMLParser):
         self.stack: list[tuple[str, bool]] = []
         self.data_depth = 0
         self.texts: list[str] = []
+        self.labels: list[str] = []  # column headers and search filter names
         self.every: list[str] = []  # all the text, records' data included
         self.links: list[tuple[str, bool]] = []  # (href, inside a navbar dropdown)
         self.title = ""
@@ -64,7 +65,10 @@ class Chrome(HTMLParser):
                 a = {**a, "title": a.get("value") or a.get("title")}
             self._attrs(a)
             return
-        data = tag in DATA or DATA_CLASS in (a.get("class") or "").split()
+        classes = (a.get("class") or "").split()
+        data = tag in DATA or DATA_CLASS in classes
+        if tag == "a" and "filter" in classes:
+            tag = "a.filter"  # FAB's search menu: one entry per searchable column
         self.stack.append((tag, a.get("class") or "") if tag == "ul" else (tag, data))
         self.data_depth += data
         self._attrs(a)
@@ -73,6 +77,8 @@ class Chrome(HTMLParser):
     def handle_endtag(self, tag):
         if tag in VOID:
             return
+        if tag == "a" and self.stack and self.stack[-1][0] == "a.filter":
+            tag = "a.filter"
         for i in range(len(self.stack) - 1, -1, -1):
             if self.stack[i][0] == tag:
                 self.data_depth -= sum(1 for t, d in self.stack[i:] if d is True)
@@ -86,6 +92,8 @@ class Chrome(HTMLParser):
             self.title += text
         elif text and not self.data_depth:
             self.texts.append(text)
+            if any(t == "th" or t == "a.filter" for t, _ in self.stack):
+                self.labels.append(text)
         if text and not any(t in ("script", "style") for t, _ in self.stack):
             self.every += [part.strip() for part in re.split(r"[、,]", text)]
 
@@ -161,8 +169,15 @@ def english_leftovers(chrome: Chrome, allowed: set[str], named: frozenset[str] =
     return found
 
 
+# Column headers and filter names that read the same in Chinese.
+LATIN_LABELS = {"SLA", "API", "ID", "IP", "URL", "E-mail"}
+
+
 def chinese_leftovers(chrome: Chrome) -> list[str]:
     found = [t for t in chrome.texts if t.rstrip(":：") in FAB_ENGLISH or FAB_TITLE.match(t)]
+    # a column or filter FAB names after the model's attribute ("Policy", "Open Tickets")
+    found += [f"[label] {t}" for t in chrome.labels if not CJK.search(t) and re.search(r"[A-Za-z]{2}", t)
+              and t not in LATIN_LABELS]
     if not CJK.search(chrome.title):
         found.append(f"<title>{chrome.title}")
     return found

@@ -60,6 +60,7 @@ class CrmRoleModelView(RoleModelView):
     # ignores formatters, the generic one does not. Its show and edit pages keep the stored name.
     list_columns = ["name"]
     list_widget = ListWidget
+    search_exclude_columns = ["policy"]  # our crm_role_policy row: edited on 系统设置 › 数据范围
     formatters_columns = {"name": role_name_label}
 
 
