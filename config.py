@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from flask_babel import lazy_gettext
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("CRM_INSTANCE_DIR", BASE_DIR / "instance"))
@@ -46,7 +47,7 @@ def _flag(name: str, default: str = "0") -> bool:
 
 
 class Config:
-    APP_NAME = "客户关系管理后台"
+    APP_NAME = lazy_gettext("CRM Back Office")  # 客户关系管理后台: page titles and the navbar follow the user's language
     APP_THEME = ""
     FAB_BASE_TEMPLATE = "crm/base.html"  # FAB's layout plus app/static/css/crm.css
     SECRET_KEY = _secret_key()

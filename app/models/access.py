@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_appbuilder import Model
+from flask_appbuilder.security.sqla.models import Role
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import backref, relationship
+
+from app.models.dictionary import _localized
 
 SCOPES = ("own", "department", "all")  # narrowest first: a user gets the widest of their roles'
 
@@ -18,7 +21,8 @@ class RolePolicy(Model):
     __tablename__ = "crm_role_policy"
     id = Column(Integer, primary_key=True)
     role_id = Column(Integer, ForeignKey("ab_role.id", ondelete="CASCADE"), nullable=False, unique=True)
-    role = relationship("Role")
+    role = relationship("Role", backref=backref("policy", uselist=False))
+    name_en = Column(String(100))  # the role's English name (roles.yaml `name_en`); FAB's role has one name
     scope = Column(String(16), nullable=False, default="own")
     hide_fields = Column(Text, nullable=False, default="")  # comma separated field names
     # whose tasks, plans' work and reminders the role sees: own (staff) / department (supervisors) / all
@@ -32,6 +36,24 @@ class RolePolicy(Model):
 
     def __repr__(self) -> str:
         return f"{self.role}: {self.scope}"
+
+
+def _role_label(role: Role) -> str:
+    """A role as users read it: its English name on English screens when it has one (FAB shows a
+    role by its repr in user lists, forms and filters; permissions keep using `name`)."""
+    policy = role.policy
+    return _localized(role.name, policy.name_en if policy is not None else None)
+
+
+Role.__repr__ = _role_label
+
+
+def role_name_label(name: str | None) -> str:
+    """A role given by its stored name (a list of roles, a feedback rule's role), as users read it."""
+    from app.extensions import db
+
+    role = db.session.query(Role).filter_by(name=name).first() if name else None
+    return str(role) if role is not None else (name or "")
 
 
 class RevealLog(Model):

@@ -9,6 +9,8 @@ from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import relationship
 
+from app.models.dictionary import _localized
+
 
 class Department(Model):
     __tablename__ = "crm_department"
@@ -19,7 +21,7 @@ class Department(Model):
     active = Column(Boolean, nullable=False, default=True)
 
     def __repr__(self) -> str:
-        return self.name
+        return _localized(self.name, self.name_en)
 
 
 class CrmUser(User):

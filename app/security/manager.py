@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from flask import g, has_request_context
 from flask_appbuilder.models.sqla.filters import FilterEqual
+from flask_appbuilder.widgets import ListWidget
 from flask_appbuilder.security.sqla.models import assoc_permissionview_role
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.views import RoleModelView, UserDBModelView, UserGroupModelView
+from flask_appbuilder.security.views import (
+    PermissionViewModelView, RoleModelView, UserDBModelView, UserGroupModelView, UserStatsChartView,
+)
 from flask_babel import lazy_gettext as _l
 
 from app.models import CrmUser
+from app.models.access import role_name_label
 from app.views.formatting import LocalizedValuesMixin
 from app.views.lookup import PickersMixin
 
@@ -24,7 +28,6 @@ def _language_name(code: str | None) -> str:
 class CrmUserDBModelView(LocalizedValuesMixin, UserDBModelView):
     base_filters = [["is_system", FilterEqual, False]]
     list_columns = ["last_name", "first_name", "username", "email", "department", "active", "roles"]
-    formatters_columns = {"roles": lambda roles: "、".join(str(r) for r in roles or [])}
     add_columns = UserDBModelView.add_columns[:5] + ["department", "roles", "groups", "password", "conf_password"]
     edit_columns = [
         "first_name", "last_name", "username", "active", "email", "department", "roles", "groups", "locale",
@@ -32,7 +35,7 @@ class CrmUserDBModelView(LocalizedValuesMixin, UserDBModelView):
     search_columns = ["first_name", "last_name", "username", "email", "department", "active", "roles", "last_login"]
     # FAB's own (translated) labels plus ours: replacing the dict would leave English defaults.
     label_columns = {**UserDBModelView.label_columns, "department": _l("Department"), "locale": _l("Language")}
-    formatters_columns = {"locale": _language_name}
+    formatters_columns = {"roles": lambda roles: "、".join(str(r) for r in roles or []), "locale": _language_name}
     show_fieldsets = [
         (_l("User info"), {"fields": ["username", "active", "department", "roles", "login_count"]}),
         (_l("Personal Info"), {"fields": ["first_name", "last_name", "email", "locale"], "expanded": True}),
@@ -53,7 +56,12 @@ class CrmRoleModelView(RoleModelView):
     label_columns = {**RoleModelView.label_columns, "user": _l("Users"), "groups": _l("Groups")}
     # FAB lists every permission of every role as raw English text, squeezing the role names
     # into a sliver; the list shows names, the show page the permissions.
+    # by the name users read (its English name on English screens): FAB's own role list widget
+    # ignores formatters, the generic one does not. Its show and edit pages keep the stored name.
     list_columns = ["name"]
+    list_widget = ListWidget
+    search_exclude_columns = ["policy"]  # our crm_role_policy row: edited on 系统设置 › 数据范围
+    formatters_columns = {"name": role_name_label}
 
 
 class CrmGroupModelView(PickersMixin, LocalizedValuesMixin, UserGroupModelView):
@@ -65,8 +73,30 @@ class CrmGroupModelView(PickersMixin, LocalizedValuesMixin, UserGroupModelView):
                      "users": _l("Users"), "roles": _l("Roles")}
 
 
+class CrmUserStatsChartView(UserStatsChartView):
+    """FAB's login statistics with its chart choices and filters translated (FAB prints both in
+    English). Same permission name."""
+
+    class_permission_name = "UserStatsChartView"
+    route_base = "/userstatschartview"
+    label_columns = {**CrmUserDBModelView.label_columns, **UserStatsChartView.label_columns}
+    definitions = [
+        {"label": _l("Login count"), "group": "username", "series": ["login_count"]},
+        {"label": _l("Failed login count"), "group": "username", "series": ["fail_login_count"]},
+    ]
+
+
+class CrmPermissionViewModelView(PermissionViewModelView):
+    """FAB's permissions-on-views list with its "role" filter labelled. Same permission name."""
+
+    class_permission_name = "PermissionViewModelView"
+    label_columns = {**PermissionViewModelView.label_columns, "role": _l("Role")}
+
+
 class CrmSecurityManager(SecurityManager):
     user_model = CrmUser
+    permissionviewmodelview = CrmPermissionViewModelView
+    userstatschartview = CrmUserStatsChartView
     userdbmodelview = CrmUserDBModelView
     rolemodelview = CrmRoleModelView
     groupmodelview = CrmGroupModelView

@@ -32,14 +32,14 @@ from decimal import Decimal
 from typing import Any, Callable, Iterator
 
 from flask import current_app, g, has_app_context
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, insert, inspect as sa_inspect, select, update
 from sqlalchemy.orm import Session
 
 from app.models.customer import Contact, Customer
 from app.models.history import FieldChange
-from app.services.fields import custom_field, display_text
+from app.services.fields import custom_field, display_text, field_by_key
 
 ACTIONS = ("create", "update", "delete", "merge", "archive")
 _PENDING, _CHANGESET, _ACTION = "crm_history_pending", "crm_history_changeset", "crm_history_action"
@@ -150,7 +150,27 @@ def display_value(change: FieldChange, raw: str | None) -> str:
     kind = masked_fields(change.entity, include_retired=True).get(change.field)
     if kind:  # history is a list: masked for everybody, like every other list
         return mask(kind, raw)
-    return raw
+    return _in_users_language(change, raw)
+
+
+def _in_users_language(change: FieldChange, raw: str) -> str:
+    """A dictionary item or department stored by its Chinese name, shown by its English name on
+    English screens while the item still exists (one query per distinct value and request)."""
+    related = next((rel for cls, spec in SPECS.items() if spec.entity == change.entity
+                    for key, _, rel in _fields(cls) if key == change.field), None)
+    if related is None or not hasattr(related, "name_en") or not str(get_locale() or "").startswith("en"):
+        return raw
+    cache = g.setdefault("_crm_history_names", {})
+    if (related, raw) not in cache:
+        from app.extensions import db
+
+        query = select(related).filter_by(name=raw)
+        spec = field_by_key(change.field) if change.entity == "customer" else None
+        if spec is not None and spec.dictionary and hasattr(related, "type_key"):
+            query = query.filter_by(type_key=spec.dictionary)
+        row = db.session.scalars(query.limit(1)).first()
+        cache[(related, raw)] = str(row) if row is not None else raw
+    return cache[(related, raw)]
 
 
 _ACTION_LABELS = {"create": _l("Added"), "update": _l("Updated"), "delete": _l("Deleted"),

@@ -194,7 +194,7 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
     known = ctx["permissions"]()
     for rec, line in _records(doc):
         r = _fields(rec, rel, problems, ("key", "name"),
-                    ("department", "description", "grants", "menus", "all_permissions", "scope", "hide_fields",
+                    ("name_en", "department", "description", "grants", "menus", "all_permissions", "scope", "hide_fields",
                      "work_scope", "ticket_scope"), line)
         if not r:
             continue
@@ -244,7 +244,7 @@ def _parse_roles(doc: dict, rel: str, problems: _Problems, ctx: dict) -> list[_R
                 if name not in HIDEABLE_FIELDS and name not in [CATEGORY_PREFIX + c for c in CATEGORIES]:
                     problems.add(where, f"不能隐藏的字段 '{name}'", f"field '{name}' cannot be hidden")
             policy = {"scope": scope, "hide_fields": ",".join(str(h) for h in hide), "work_scope": work_scope,
-                      "ticket_scope": ticket_scope}
+                      "ticket_scope": ticket_scope, "name_en": r.get("name_en")}
         out.append(_Record("role", r["key"], {"name": r["name"], "permissions": sorted(perms), "policy": policy},
                            where, r.get("noupdate", doc.get("noupdate", False))))
     return out

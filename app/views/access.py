@@ -65,11 +65,12 @@ class RolePolicyModelView(LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(RolePolicy)
     list_title = show_title = _l("Data Scopes")
     add_title, edit_title = _l("Add Data Scope"), _l("Edit Data Scope")
-    list_columns = show_columns = ["role", "scope", "work_scope", "ticket_scope", "hide_fields"]
-    add_columns = edit_columns = ["role", "scope", "work_scope", "ticket_scope", "hide_fields"]
-    label_columns = {"role": _l("Role"), "scope": _l("Row scope"), "hide_fields": _l("Hidden fields"),
+    list_columns = ["role", "scope", "work_scope", "ticket_scope", "hide_fields"]
+    add_columns = edit_columns = show_columns = ["role", "name_en", "scope", "work_scope", "ticket_scope", "hide_fields"]
+    label_columns = {"role": _l("Role"), "name_en": _l("English name"), "scope": _l("Row scope"), "hide_fields": _l("Hidden fields"),
                      "work_scope": _l("Task scope"), "ticket_scope": _l("Ticket scope")}
     description_columns = {
+        "name_en": _l("The role's name on English screens (empty: its Chinese name)."),
         "scope": _l("Which customers (and their contacts and interactions) the role sees. "
                     "A user with several roles gets the widest."),
         "work_scope": _l("Whose tasks and reminders the role sees (staff: their own; supervisors: their department's)."),

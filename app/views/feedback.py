@@ -12,6 +12,7 @@ from wtforms.validators import Length, Optional
 
 from app.extensions import db
 from app.models import Customer, Feedback, FeedbackNote, FeedbackRule, Reminder, Revisit, Survey
+from app.models.access import role_name_label
 from app.models.dictionary import choices_of
 from app.models.feedback import RULE_KINDS, STATUSES
 from app.security.scopes import (
@@ -196,7 +197,7 @@ class FeedbackRuleModelView(LocalizedValuesMixin, ModelView):
                                   "active"]
     show_columns = add_columns
     label_columns = LABELS
-    formatters_columns = FORMATTERS
+    formatters_columns = {**FORMATTERS, "role_name": role_name_label}
     add_form_extra_fields = edit_form_extra_fields = {
         "kind": SelectField(_l("Rule Kind"), choices=[(k, RULE_KIND_LABELS[k]) for k in RULE_KINDS])}
     description_columns = {

@@ -372,7 +372,7 @@ CONFIG_LABELS = {
     "round_robin": _l("Round robin"), "user": _l("User"), "team": _l("Team"), "skills": _l("Skills"),
     "regions": _l("Regions"), "away": _l("Away"), "sort": _l("Order"), "industry": _l("Industry"),
     "region": _l("Region"), "level": _l("Customer Level"), "keywords": _l("Keywords"), "skill": _l("Needed skill"),
-    "holidays": _l("Holidays"),
+    "holidays": _l("Holidays"), "members": _l("Members"), "open_tickets": _l("Open tickets"),
 }
 
 
@@ -388,6 +388,7 @@ def _calendar_check(form, field) -> None:
 class HolidayModelView(LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Holiday)
     list_title = _l("Holidays")
+    add_title, edit_title, show_title = _l("Add Holiday"), _l("Edit Holiday"), _l("Holiday")
     list_columns = ["calendar", "day", "name", "workday"]
     add_columns = edit_columns = show_columns = ["calendar", "day", "name", "workday"]
     base_order = ("day", "asc")
@@ -397,6 +398,7 @@ class HolidayModelView(LocalizedValuesMixin, ModelView):
 class WorkCalendarModelView(LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(WorkCalendar)
     list_title = _l("Working Calendars")
+    add_title, edit_title, show_title = _l("Add Working Calendar"), _l("Edit Working Calendar"), _l("Working Calendar")
     list_columns = ["key", "name", "weekdays", "periods", "timezone"]
     add_columns = edit_columns = show_columns = ["key", "name", "weekdays", "periods", "timezone"]
     description_columns = {"weekdays": _l("1 = Monday … 7 = Sunday, comma-separated"),
@@ -409,6 +411,7 @@ class WorkCalendarModelView(LocalizedValuesMixin, ModelView):
 class SlaPolicyModelView(LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(SlaPolicy)
     list_title = _l("SLA Policies")
+    add_title, edit_title, show_title = _l("Add SLA Policy"), _l("Edit SLA Policy"), _l("SLA Policy")
     list_columns = ["name", "ticket_type", "priority", "first_response_minutes", "resolution_minutes",
                     "warn_before_minutes", "calendar", "active"]
     add_columns = edit_columns = show_columns = ["key", "name", "ticket_type", "priority", "calendar",
@@ -422,6 +425,7 @@ class SlaPolicyModelView(LocalizedValuesMixin, ModelView):
 class TeamModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(Team)
     list_title = _l("Service Teams")
+    add_title, edit_title, show_title = _l("Add Service Team"), _l("Edit Service Team"), _l("Service Team")
     list_columns = ["key", "name", "department", "supervisor", "round_robin"]
     add_columns = edit_columns = show_columns = ["key", "name", "name_en", "department", "supervisor", "round_robin"]
     label_columns = CONFIG_LABELS
@@ -430,6 +434,7 @@ class TeamModelView(PickersMixin, LocalizedValuesMixin, ModelView):
 class AgentProfileModelView(PickersMixin, LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(AgentProfile)
     list_title = _l("Agents")
+    add_title, edit_title, show_title = _l("Add Agent"), _l("Edit Agent"), _l("Agent")
     list_columns = ["user", "team", "skills", "regions", "away"]
     add_columns = edit_columns = show_columns = ["user", "team", "skills", "regions", "away"]
     description_columns = {"skills": _l("Comma-separated, e.g. repair,complaint"),
@@ -440,6 +445,7 @@ class AgentProfileModelView(PickersMixin, LocalizedValuesMixin, ModelView):
 class AssignmentRuleModelView(LocalizedValuesMixin, ModelView):
     datamodel = CrmSQLAInterface(AssignmentRule)
     list_title = _l("Assignment Rules")
+    add_title, edit_title, show_title = _l("Add Assignment Rule"), _l("Edit Assignment Rule"), _l("Assignment Rule")
     list_columns = ["sort", "name", "ticket_type", "industry", "region", "level", "keywords", "team", "skill", "active"]
     add_columns = edit_columns = show_columns = ["key", "name", "sort", "ticket_type", "industry", "region", "level",
                                                  "keywords", "team", "skill", "active"]

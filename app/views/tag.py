@@ -32,6 +32,7 @@ TAG_LABELS = {
     "active": _l("Active"), "dimension": _l("Tag Dimension"), "tags": _l("Tags"),
     "customer": _l("Customer"), "tag": _l("Tag"), "free_tag": _l("Free Tag"), "source": _l("Source"),
     "tagged_by": _l("Tagged by"), "tagged_at": _l("Tagged at"), "label": _l("Tag"),
+    "exclusive": _l("Exclusive"),
 }
 SOURCE_NAMES = {"manual": _l("Manual"), "rule": _l("Rule")}
 
