@@ -224,7 +224,7 @@ def test_customer_no_never_changes(app, admin_client):
     no = _customer_no(app, cid)
     # REST: not an accepted field
     resp = c.put(f"/api/v1/customer/{cid}", json={"customer_no": "HACKED"}, headers=auth)
-    assert resp.status_code in (400, 422) and _customer_no(app, cid) == no
+    assert resp.status_code == 422 and _customer_no(app, cid) == no
     # form: no such field, and a posted value is ignored
     page = admin_client.get(f"/customermodelview/edit/{cid}").get_data(as_text=True)
     assert 'name="customer_no"' not in page and 'name="name"' in page
@@ -311,7 +311,7 @@ def test_only_admins_may_manage_rules(app, client, make_user):
 
     user = make_user("sales_supervisor", "sales")
     login(client, user, USER_PASSWORD)
-    assert client.get("/numberingrulemodelview/list/").status_code in (302, 403)
+    assert client.get("/numberingrulemodelview/list/").status_code == 403
 
 
 # -- seeds -------------------------------------------------------------------------------------

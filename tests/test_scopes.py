@@ -98,7 +98,7 @@ def test_contacts_follow_their_customer(world, client):
     # nor can a contact be added to someone else's customer
     resp = client.post("/api/v1/contact/", json={"customer": world["customers"]["b"], "name": f"越权{tag}"},
                        headers=auth)
-    assert resp.status_code in (403, 422), resp.get_data(as_text=True)
+    assert resp.status_code == 403, resp.get_data(as_text=True)
 
 
 def test_home_counts_follow_the_row_scope(world, client):
@@ -163,7 +163,7 @@ def test_analyst_reads_all_but_cannot_edit(world, client):
     users, customers = world["users"], world["customers"]
     as_user(client, users["analyst"])
     assert client.get(f"/customermodelview/show/{customers['far']}").status_code == 200
-    assert client.get(f"/customermodelview/edit/{customers['far']}").status_code in (302, 403)
+    assert client.get(f"/customermodelview/edit/{customers['far']}").status_code == 403
     auth = token(client.application, users["analyst"])
     assert client.put(f"/api/v1/customer/{customers['far']}", json={"remark": "x"}, headers=auth).status_code == 403
 
