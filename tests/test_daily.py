@@ -354,11 +354,19 @@ def test_tasks_are_scoped_own_for_staff_department_for_supervisors(app, client, 
 
 
 def test_analytics_staff_read_interactions_but_cannot_write_them(app, client, make_user):
-    analyst = staff(client, make_user, "analytics_staff", "analytics")
+    from app.extensions import db
+    from app.models import Interaction
+
+    staff(client, make_user, "analytics_staff", "analytics")
     owner = make_user("sales_staff", "sales")
     cid = new_customer(app, owner)
+    with as_system(app):
+        db.session.add(Interaction(customer_id=cid, key_points="销售写的拜访记录", owner_id=user_id(app, owner)))
+        db.session.commit()
     resp = client.post("/api/v1/interaction/", headers=api_headers(client), json={"customer": cid, "key_points": "x"})
     assert resp.status_code == 403
-    assert client.get("/api/v1/interaction/").status_code == 200
+    listed = client.get("/api/v1/interaction/?q=(page_size:100,order_column:id,order_direction:desc)")
+    assert listed.status_code == 200 and "销售写的拜访记录" in {r["key_points"] for r in listed.json["result"]}
+    with app.app_context():
+        assert db.session.query(Interaction).filter_by(customer_id=cid).count() == 1  # nothing written
     assert client.get("/followupplanmodelview/add").status_code == 403
-    assert analyst

@@ -152,11 +152,11 @@ def test_supervisor_edits_and_deletes_within_department_only(world, client, app)
     auth = token(client.application, users["boss"])
     assert client.put(f"/api/v1/customer/{customers['a']}", json={"remark": "主管改"}, headers=auth).status_code == 200
     assert client.put(f"/api/v1/customer/{customers['far']}", json={"remark": "越权"}, headers=auth).status_code == 404
-    client.post(f"/customermodelview/delete/{customers['far']}", data={"csrf_token": session_csrf(client)})
-    assert exists(app, "Customer", customers["far"])
+    resp = client.post(f"/customermodelview/delete/{customers['far']}", data={"csrf_token": session_csrf(client)})
+    assert resp.status_code == 404 and exists(app, "Customer", customers["far"])  # not even found
     gone = new_customer(app, owner=users["b"])
-    client.post(f"/customermodelview/delete/{gone}", data={"csrf_token": session_csrf(client)})
-    assert not exists(app, "Customer", gone)
+    resp = client.post(f"/customermodelview/delete/{gone}", data={"csrf_token": session_csrf(client)})
+    assert resp.status_code == 302 and not exists(app, "Customer", gone)
 
 
 def test_analyst_reads_all_but_cannot_edit(world, client):

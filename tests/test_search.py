@@ -216,7 +216,9 @@ def test_saved_filters_are_per_user_and_shared_with_the_department(app, people, 
     with app.app_context():
         shared_id = db.session.query(SavedFilter).filter_by(name=f"共享{data['tag']}").one().id
     form_page = client.get("/customersearch/", query_string={"q": "华星"}).get_data(as_text=True)
-    client.post(f"/customersearch/delete/{shared_id}", data={"csrf_token": csrf_token(form_page)})
+    resp = client.post(f"/customersearch/delete/{shared_id}", data={"csrf_token": csrf_token(form_page)},
+                       follow_redirects=True)
+    assert "只有创建人可以删除已保存的筛选。" in resp.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(SavedFilter, shared_id) is not None  # only the owner deletes
     client.get("/logout/")
