@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from flask_babel import force_locale
 
-from tests.conftest import ADMIN_PASSWORD, ENGINE, csrf_token
+from conftest import ADMIN_PASSWORD, ENGINE, csrf_token
 
 D1 = datetime(2024, 5, 1, 9, 30)
 
@@ -307,7 +307,7 @@ def test_admin_adds_a_rule_and_sees_its_preview(app, admin_client):
 
 
 def test_only_admins_may_manage_rules(app, client, make_user):
-    from tests.conftest import USER_PASSWORD, login
+    from conftest import USER_PASSWORD, login
 
     user = make_user("sales_supervisor", "sales")
     login(client, user, USER_PASSWORD)
