@@ -219,16 +219,21 @@ def test_staff_entry_correction_and_handling(app, staff):
                                                         "content": "希望增加微信支付的方式，建议优化付款流程"},
                        follow_redirects=True)
     html = resp.get_data(as_text=True)
-    assert "查询码" in html  # the code is shown to staff once, to pass on
+    shown = re.search(r"反馈 (F\d+) 已保存。客户的查询码（仅此一次显示）：([A-Z2-9]{8})", html)
+    assert shown, html[-2000:]  # the code is shown to staff once, to pass on
     from app.extensions import db
     from app.models import DictionaryItem, Feedback
 
     with app.app_context():
         fb = db.session.query(Feedback).order_by(Feedback.id.desc()).first()
-        assert fb.channel == "staff" and fb.customer.customer_no == customer_no
+        assert fb.channel == "staff" and fb.customer.customer_no == customer_no and fb.feedback_no == shown.group(1)
+        assert shown.group(2) not in fb.secret_hash
         assert fb.auto_type_code == "suggestion" and fb.attribute == "billing"
         complaint = db.session.query(DictionaryItem).filter_by(type_key="feedback_type", code="complaint").one()
         fb_id, complaint_id = fb.id, complaint.id
+    public = app.test_client()  # the customer looks it up with that code
+    public.environ_base["REMOTE_ADDR"] = f"10.252.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+    assert public.post("/public/feedback/status", data={"number": shown.group(1), "code": shown.group(2)}).status_code == 200
     # the staff member corrects the type and resolves it: the correction is counted
     edit = client.get(f"/feedbackmodelview/edit/{fb_id}")
     assert edit.status_code == 200
@@ -296,7 +301,7 @@ def test_api_creates_and_scopes_feedback(app, client, make_user):
     # missing content: 422 naming the field; sales staff may not edit (no put)
     resp = client.post("/api/v1/feedback/", json={"customer_id": mine, "content": ""}, headers=auth)
     assert resp.status_code == 422 and "content" in resp.get_json()["message"]
-    assert client.put(f"/api/v1/feedback/{fb_id}", json={"status": "closed"}, headers=auth).status_code in (401, 403)
+    assert client.put(f"/api/v1/feedback/{fb_id}", json={"status": "closed"}, headers=auth).status_code == 403
 
 
 def test_api_refuses_an_unknown_status(app, client, make_user):

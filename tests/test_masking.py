@@ -105,8 +105,8 @@ def test_saving_a_masked_value_keeps_the_stored_one(app, client, person):
 def test_supervisor_sees_full_values_on_record_pages_and_is_logged(app, client, person):
     phone = person["phone"]
     as_user(client, person["boss"])
-    listing = client.get(f"/contactmodelview/list/?_flt_0_name=张伟").get_data(as_text=True)
-    assert phone not in listing  # lists stay masked for everybody
+    listing = client.get(f"/contactmodelview/list/?_flt_0_name=张伟&_flt_0_customer={person['no']}").get_data(as_text=True)
+    assert phone not in listing and masked(phone) in listing  # lists stay masked for everybody (the row is there)
     html = client.get(f"/contactmodelview/show/{person['contact']}").get_data(as_text=True)
     assert phone in html and EMAIL in html
     assert person["idno"] in client.get(f"/customermodelview/show/{person['customer']}").get_data(as_text=True)
@@ -127,7 +127,7 @@ def test_admin_reads_the_reveal_log(app, person, admin_client):
 
 def test_staff_cannot_read_the_reveal_log(person, client):
     as_user(client, person["staff"])
-    assert client.get("/reveallogmodelview/list/").status_code in (302, 403)
+    assert client.get("/reveallogmodelview/list/").status_code == 403
 
 
 def test_staff_role_lacks_the_permission_and_supervisors_have_it(app):

@@ -137,7 +137,7 @@ def test_pickers_offer_matches_and_recheck_the_posted_ids(app, client, make_user
         assert (t.customer_id, [u.username for u in t.collaborators]) == (crowd[0]["id"], ["admin"])
 
 
-def test_list_filters_on_customers_and_users_are_typed(admin_client, app, crowd):  # noqa: ARG001
+def test_list_filters_on_customers_and_users_are_typed(admin_client, app, crowd, make_user):
     target = crowd[1]
     page = admin_client.get("/interactionmodelview/list/", query_string={"_flt_0_customer": target["name"][:7],
                                                                         "psize_InteractionModelView": 100})
@@ -152,16 +152,23 @@ def test_list_filters_on_customers_and_users_are_typed(admin_client, app, crowd)
     assert 'name="customer"' not in html and 'name="contacts"' in html
     # a user column: typed part of a name
     from app.extensions import db
-    from app.models import Ticket
+    from app.models import DictionaryItem, Ticket
+    from app.services.tickets import open_ticket
 
-    with app.app_context():
-        handler = db.session.query(Ticket).filter(Ticket.handler_id.isnot(None)).first()
-        handler_name = handler.handler.username if handler else None
-    if handler_name:  # the ticket among its handler's (however many other tests gave them), not another's
-        for typed, shown in ((handler_name, True), ("crowd-nobody", False)):
-            html = admin_client.get("/ticketmodelview/list/", query_string={
-                "_flt_0_handler": typed, "_flt_0_ticket_no": handler.ticket_no}).get_data(as_text=True)
-            assert (f"/ticketmodelview/show/{handler.id}" in html) is shown, typed  # its row (the number is echoed in the filter box)
+    handler_name = make_user("service_staff", "service")
+    with as_system(app):
+        kind = db.session.query(DictionaryItem).filter_by(type_key="ticket_type", code="consult").one()
+        ticket = Ticket(customer_id=target["id"], type=kind, title=f"筛选处理人{target['no']}")
+        open_ticket(ticket)
+        ticket.handler_id = user_id(app, handler_name)
+        db.session.add(ticket)
+        db.session.commit()
+        ticket_id, ticket_no = ticket.id, ticket.ticket_no
+    # the ticket among its handler's (however many other tests gave them), not another's
+    for typed, shown in ((handler_name[:-2], True), ("crowd-nobody", False)):
+        html = admin_client.get("/ticketmodelview/list/", query_string={
+            "_flt_0_handler": typed, "_flt_0_ticket_no": ticket_no}).get_data(as_text=True)
+        assert (f"/ticketmodelview/show/{ticket_id}" in html) is shown, typed  # its row (the number is echoed in the filter box)
 
 
 def test_contact_picker_offers_only_the_chosen_customers_contacts(admin_client, app, crowd):
@@ -270,5 +277,5 @@ def test_archived_customers_rows_leave_the_default_lists(app, admin_client, make
     # a salesperson (no archive rights) cannot read them there
     admin_client.get("/logout/")
     login(admin_client, make_user("sales_staff", "sales"), USER_PASSWORD)
-    assert admin_client.get("/archivedcontact/list/").status_code in (302, 403)
+    assert admin_client.get("/archivedcontact/list/").status_code == 403
     assert gone["contact"] not in admin_client.get("/archivedcontact/list/", follow_redirects=True).get_data(as_text=True)

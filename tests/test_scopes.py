@@ -98,7 +98,7 @@ def test_contacts_follow_their_customer(world, client):
     # nor can a contact be added to someone else's customer
     resp = client.post("/api/v1/contact/", json={"customer": world["customers"]["b"], "name": f"越权{tag}"},
                        headers=auth)
-    assert resp.status_code in (403, 422), resp.get_data(as_text=True)
+    assert resp.status_code == 403, resp.get_data(as_text=True)
 
 
 def test_home_counts_follow_the_row_scope(world, client):
@@ -152,18 +152,18 @@ def test_supervisor_edits_and_deletes_within_department_only(world, client, app)
     auth = token(client.application, users["boss"])
     assert client.put(f"/api/v1/customer/{customers['a']}", json={"remark": "主管改"}, headers=auth).status_code == 200
     assert client.put(f"/api/v1/customer/{customers['far']}", json={"remark": "越权"}, headers=auth).status_code == 404
-    client.post(f"/customermodelview/delete/{customers['far']}", data={"csrf_token": session_csrf(client)})
-    assert exists(app, "Customer", customers["far"])
+    resp = client.post(f"/customermodelview/delete/{customers['far']}", data={"csrf_token": session_csrf(client)})
+    assert resp.status_code == 404 and exists(app, "Customer", customers["far"])  # not even found
     gone = new_customer(app, owner=users["b"])
-    client.post(f"/customermodelview/delete/{gone}", data={"csrf_token": session_csrf(client)})
-    assert not exists(app, "Customer", gone)
+    resp = client.post(f"/customermodelview/delete/{gone}", data={"csrf_token": session_csrf(client)})
+    assert resp.status_code == 302 and not exists(app, "Customer", gone)
 
 
 def test_analyst_reads_all_but_cannot_edit(world, client):
     users, customers = world["users"], world["customers"]
     as_user(client, users["analyst"])
     assert client.get(f"/customermodelview/show/{customers['far']}").status_code == 200
-    assert client.get(f"/customermodelview/edit/{customers['far']}").status_code in (302, 403)
+    assert client.get(f"/customermodelview/edit/{customers['far']}").status_code == 403
     auth = token(client.application, users["analyst"])
     assert client.put(f"/api/v1/customer/{customers['far']}", json={"remark": "x"}, headers=auth).status_code == 403
 
@@ -179,8 +179,9 @@ def test_service_staff_do_not_see_amounts(world, client):
     auth = token(client.application, users["service"])
     body = client.get(f"/api/v1/customer/{pk}", headers=auth).get_json()
     assert "total_amount" not in body["result"] and "total_amount" not in body.get("show_columns", [])
-    resp = client.get(f"/api/v1/customer/?q=(columns:!(name,total_amount))", headers=auth)
-    assert all("total_amount" not in r for r in resp.get_json()["result"])
+    resp = client.get(f"/api/v1/customer/?q=(columns:!(name,total_amount),page_size:100)", headers=auth)
+    result = resp.get_json()["result"]
+    assert result and all("total_amount" not in r and "name" in r for r in result), result[:3]
     # nor can they probe amounts by filtering or sorting on them
     q = "(filters:!((col:total_amount,opr:gt,value:1000)))"
     assert client.get(f"/api/v1/customer/?q={q}", headers=auth).status_code == 400

@@ -228,6 +228,7 @@ def test_login_next_does_not_leave_the_site_with_forged_host(client, make_user, 
     assert urlsplit(location).netloc == "" and urlsplit(location).scheme == "", location
     assert location.startswith("/") and not location.startswith(("//", "/\\")), location
     assert not location.lstrip("/").startswith("evil.example"), location
+    assert not urlsplit(location).path.startswith("/login"), location  # signed in (a refused login stays local too)
 
 
 def test_login_next_keeps_a_local_target(client, make_user):

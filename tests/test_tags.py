@@ -218,7 +218,7 @@ def test_read_only_role_cannot_add_tags(app, client, make_user, customer):
     assert page.status_code == 200
     assert "/customertagmodelview/add" not in page.get_data(as_text=True)
     resp = client.get(f"/customertagmodelview/add?_flt_0_customer={cid}")
-    assert resp.status_code == 302 and "/login" in resp.headers["Location"] or resp.status_code in (302, 403)
+    assert resp.status_code == 403
     assert links_of(app, cid) == []
 
 
@@ -290,7 +290,7 @@ def test_api_read_only_role_cannot_tag(app, client, make_user, customer):
     cid, _ = customer()
     auth = jwt(client, make_user("analytics_staff", "analytics"), USER_PASSWORD)
     resp = client.post("/api/v1/customer_tag/", json={"customer_id": cid, "label": "区域-华东"}, headers=auth)
-    assert resp.status_code in (401, 403)
+    assert resp.status_code == 403
     assert links_of(app, cid) == []
 
 

@@ -15,7 +15,7 @@ from flask_babel import gettext, lazy_gettext as _l
 from markupsafe import Markup
 from sqlalchemy import inspect as sa_inspect, or_, select
 from wtforms import Field, StringField
-from wtforms.validators import DataRequired, Optional, ValidationError
+from wtforms.validators import DataRequired, Optional, StopValidation
 
 from app.extensions import db
 from app.models import Contact, CrmUser, Customer
@@ -105,8 +105,8 @@ class LookupField(Field):
         self.data = self._load(valuelist[0] if valuelist else "")
 
     def pre_validate(self, form):
-        if self._invalid:
-            raise ValidationError(gettext("Not a valid choice: pick one from the list while typing."))
+        if self._invalid:  # stop here: DataRequired would replace this with "required" (the id came, unknown)
+            raise StopValidation(gettext("Not a valid choice: pick one from the list while typing."))
 
 
 class LookupMultipleField(LookupField):
