@@ -189,9 +189,9 @@ def test_hidden_column_cannot_be_used_to_filter_or_sort_an_export(app, world, cl
                                       "_od_CustomerModelView": "desc"})
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/customermodelview/list/")
     page = client.get(resp.headers["Location"]).get_data(as_text=True)
-    assert "列表不能按“total_amount”排序。" in page
+    assert "列表不能按“累计交易金额”排序。" in page
     resp = ui_export(client, "csv", {"_flt_0_total_amount": "1"})
-    assert "列表不能按“total_amount”筛选。" in client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "列表不能按“累计交易金额”筛选。" in client.get(resp.headers["Location"]).get_data(as_text=True)
     with app.app_context():
         assert db.session.query(ExportLog).join(ExportLog.user).filter_by(username=username).count() == 0
 

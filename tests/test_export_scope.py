@@ -414,3 +414,34 @@ def test_masked_fields_filter_in_the_file_only_as_on_the_list(app, world, tmp_pa
     file_head, file_rows = _web(boss, "contactmodelview", probes[0][2])
     assert len(rows) == len(file_rows) == 4
     _no_raw_values(file_head, file_rows)
+
+
+def test_masked_fields_sort_only_for_those_who_see_them(app, world):
+    """Sorting contacts by phone or e-mail would tell the hidden digits by the rows' order: someone
+    who sees them masked gets no sort link on those columns, a 403 for the list sorted by them, a
+    refusal for the export and the API; a holder of 'view full contact info' sorts freely."""
+    from test_scopes import token
+
+    tag, users = world["tag"], world["users"]
+    mine = f"_flt_0_customer=导出范围{tag}"
+    analyst = as_user(other_client(app), users["analyst"])
+    page = analyst.get(f"/contactmodelview/list/?{mine}").get_data(as_text=True)
+    assert "_oc_ContactModelView=name" in page  # other columns still sort
+    assert "_oc_ContactModelView=phone" not in page and "_oc_ContactModelView=email" not in page
+    for column, label in (("phone", "电话"), ("email", "邮箱")):
+        args = f"{mine}&_oc_ContactModelView={column}&_od_ContactModelView=asc"
+        assert analyst.get(f"/contactmodelview/list/?{args}").status_code == 403, column
+        resp = ui_export(analyst, "xlsx", args, view="contactmodelview")
+        assert resp.status_code == 302, column
+        assert f"列表不能按“{label}”排序" in analyst.get(resp.headers["Location"]).get_data(as_text=True)
+        api = app.test_client().get(f"/api/v1/contact/?q=(order_column:{column},order_direction:asc)",
+                                    headers=token(app, users["analyst"]))
+        assert api.status_code == 400, (column, api.status_code)
+    assert analyst.get(f"/contactmodelview/list/?{mine}&_oc_ContactModelView=name").status_code == 200
+    boss = as_user(other_client(app), users["service_boss"])  # holds view full contact info
+    page = boss.get(f"/contactmodelview/list/?{mine}")
+    assert "_oc_ContactModelView=phone" in page.get_data(as_text=True)
+    assert boss.get(f"/contactmodelview/list/?{mine}&_oc_ContactModelView=phone").status_code == 200
+    api = app.test_client().get("/api/v1/contact/?q=(order_column:phone,order_direction:asc)",
+                                headers=token(app, users["service_boss"]))
+    assert api.status_code == 200

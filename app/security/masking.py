@@ -188,6 +188,13 @@ def filter_allowed(model_key: str | None, field: str, operator: str, value: Any)
     return kind == "phone" and operator == "ew" and isinstance(value, str) and len(value) == 4 and value.isdigit()
 
 
+def unsortable(model_key: str | None) -> set[str]:
+    """The masked fields a list may not be sorted by for someone who sees them masked: the order
+    of the rows would tell what the hidden digits are."""
+    fields = masked_fields(model_key) if model_key else {}
+    return set(fields) if fields and not may_view_full() else set()
+
+
 def probing_filter(model_key: str | None, filters) -> str | None:
     """The column of the first of a list's active FAB ``filters`` that ``filter_allowed``
     refuses (a piece of a masked value), or None: the list page and its export ask alike."""

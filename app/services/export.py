@@ -95,23 +95,29 @@ def _filters_and_order(view, args: MultiDict):
     filters.clear_filters()
     searchable = filters.get_search_filters()
     hidden = hidden_fields()
+
+    def label(column: str) -> str:  # a column as the list heads it
+        return str(view.label_columns.get(column, column))
+
     for arg in args:
         m = re.fullmatch(r"_flt_(\d+)_(.+)", arg)
         if not m:
             continue
         index, column = int(m.group(1)), m.group(2)
         if column not in searchable or column.split(".")[0] in hidden or index >= len(searchable[column]):
-            raise ExportRefused(gettext("The list cannot be filtered by \"%(column)s\".", column=column))
+            raise ExportRefused(gettext("The list cannot be filtered by \"%(column)s\".", column=label(column)))
         filters.add_filter_index(column, index, args.getlist(arg))
     probing = masking.probing_filter(getattr(view, "masked_model", None), filters)
     if probing:  # the list refuses it too: the file's rows would give masked digits away
         raise ExportRefused(gettext("\"%(column)s\" is masked: filter it only by the full value, or a phone by "
-                                    "its last four digits.", column=str(view.label_columns.get(probing, probing))))
+                                    "its last four digits.", column=label(probing)))
     name = view.__class__.__name__
     order_column, direction = args.get(f"_oc_{name}"), args.get(f"_od_{name}", "asc")
     if order_column:
-        if order_column not in (view.order_columns or []) or order_column.split(".")[0] in hidden:
-            raise ExportRefused(gettext("The list cannot be sorted by \"%(column)s\".", column=order_column))
+        unsortable = hidden | masking.unsortable(getattr(view, "masked_model", None))
+        if order_column not in (view.order_columns or []) or order_column.split(".")[0] in unsortable:
+            raise ExportRefused(gettext("The list cannot be sorted by \"%(column)s\".",
+                                        column=label(order_column)))
         if direction not in ("asc", "desc"):
             direction = "asc"
     else:

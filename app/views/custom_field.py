@@ -438,7 +438,7 @@ class CustomFieldsApiMixin:
         """order_column may name a sortable admin-defined field the user may see."""
         column = str(rison_args.get("order_column", ""))
         spec = next((s for s in shown_fields() if s.key == column and catalogue.sortable(s)), None)
-        if spec is not None:
+        if spec is not None and column not in masking.unsortable("customer"):  # a masked phone: refused below
             return column, "desc" if rison_args.get("order_direction") == "desc" else "asc"
         return super()._handle_order_args(rison_args)
 

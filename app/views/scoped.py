@@ -106,7 +106,8 @@ class ScopedViewMixin:
     def _get_list_widget(self, filters, actions=None, order_column="", order_direction="", page=None,
                          page_size=None, widgets=None, **kwargs):
         hidden = hidden_fields()
-        if (_filtered_columns(filters) | {order_column}) & hidden:
+        unsortable = hidden | masking.unsortable(self.masked_model)
+        if _filtered_columns(filters) & hidden or (order_column or "").split(".")[0] in unsortable:
             abort(403)
         if masking.probing_filter(self.masked_model, filters):
             abort(403)
@@ -130,7 +131,8 @@ class ScopedViewMixin:
         rows = self._mask_rows(lst, rows, full=False)
         widgets["list"] = self.list_widget(
             label_columns=self.label_columns, include_columns=columns, value_columns=rows,
-            order_columns=visible(self.order_columns), formatters_columns=self.formatters_columns,
+            order_columns=[c for c in self.order_columns if c.split(".")[0] not in unsortable],
+            formatters_columns=self.formatters_columns,
             page=page, page_size=page_size, count=count, pks=pks, actions=actions, filters=filters,
             modelview_name=self.__class__.__name__, **kwargs)
         return widgets
@@ -186,7 +188,7 @@ class ScopedApiMixin:
         return super()._handle_filters_args(rison_args)
 
     def _handle_order_args(self, rison_args):
-        if str(rison_args.get("order_column", "")).split(".")[0] in hidden_fields():
+        if str(rison_args.get("order_column", "")).split(".")[0] in hidden_fields() | masking.unsortable(self.masked_model):
             raise InvalidOrderByColumnFABException(f"Invalid order by column: {rison_args.get('order_column')}")
         return super()._handle_order_args(rison_args)
 
