@@ -262,3 +262,14 @@ def test_error_pages_in_english(app, admin_client, make_user):
     chrome = read(resp.get_data(as_text=True))
     assert "You do not have permission to do this." in chrome.texts, chrome.texts
     assert not english_leftovers(chrome, user_names(app) | {"简体中文"}), chrome.texts
+
+
+def test_fab_public_role_is_named_in_the_users_language(admin_client):
+    """FAB's role of visitors who are not signed in has no row of ours: its name is translated."""
+    assert "公共（未登录的访客）" in admin_client.get("/roles/list/").get_data(as_text=True)
+    try:
+        admin_client.get("/lang/en")
+        html = admin_client.get("/roles/list/").get_data(as_text=True)
+        assert "公共" not in html and ">Public<" in html.replace("\n", "").replace(" ", "")
+    finally:
+        admin_client.get("/lang/zh")

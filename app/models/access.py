@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import current_app
 from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import Role
+from flask_babel import gettext
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import backref, relationship
 
@@ -42,6 +44,8 @@ def _role_label(role: Role) -> str:
     """A role as users read it: its English name on English screens when it has one (FAB shows a
     role by its repr in user lists, forms and filters; permissions keep using `name`)."""
     policy = role.policy
+    if policy is None and role.name == current_app.config.get("AUTH_ROLE_PUBLIC", "Public"):
+        return gettext("Public")  # FAB's role of visitors who are not signed in
     return _localized(role.name, policy.name_en if policy is not None else None)
 
 
