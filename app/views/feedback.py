@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from flask import Response, flash, g, request
 from flask_appbuilder import BaseView, ModelRestApi, ModelView, expose, has_access
 from flask_babel import gettext, lazy_gettext as _l
+from markupsafe import Markup
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
@@ -64,7 +65,9 @@ FORMATTERS = {"submitted_at": fmt_datetime, "resolved_at": fmt_datetime, "promis
               "created_at": fmt_datetime, "expires_at": fmt_datetime, "answered_at": fmt_datetime,
               "due_at": fmt_datetime, "done_at": fmt_datetime, "status": _label(svc.STATUS_LABELS),
               "channel": _label(svc.CHANNEL_LABELS), "attribute": _attribute_name, "confidence": _percent,
-              "kind": _label(RULE_KIND_LABELS)}
+              "kind": _label(RULE_KIND_LABELS),
+              # words found in the customer's text: free text, whatever the UI language
+              "matched_words": lambda v: Markup('<span class="crm-data">%s</span>') % v if v else ""}
 _STATUS_CHOICES = [(s, svc.STATUS_LABELS[s]) for s in STATUSES]
 
 

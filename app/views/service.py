@@ -46,7 +46,7 @@ LABELS = {
     "sla_policy": _l("SLA policy"), "opened_at": _l("Opened"), "first_response_due": _l("First response due"),
     "resolution_due": _l("Resolution due"), "first_responded_at": _l("First response"),
     "resolved_at": _l("Resolved at"), "closed_at": _l("Closed at"), "handling_hours": _l("Handling hours"),
-    "status_badge": _l("Status"), "sla_badge": _l("SLA"), "created_by": _l("Created by"),
+    "status_badge": _l("Status"), "sla_badge": _l("SLA"), "created_by": _l("Created by"), "changed_on": _l("Last Updated"),
     "service_no": _l("Service No."), "ticket": _l("Ticket"), "kind": _l("Kind"), "occurred_at": _l("Time"),
     "content": _l("Content"), "progress": _l("Progress"), "solution": _l("Solution"),
     "customer_feedback": _l("Customer Feedback"), "score": _l("Score"),
