@@ -94,12 +94,7 @@ def test_update_by_mobile_cli_api_and_wizard_same_report_undo_restores(app, tmp_
     undo(r.json["batch"])
 
     # the wizard: the contacts' own update key offered, the same report
-    page = admin_client.get("/import/").get_data(as_text=True)
-    with open(path, "rb") as fh:
-        r = admin_client.post("/import/upload", data={"file": (fh, path.name), "kind": "contacts",
-                                                      "csrf_token": csrf_token(page)}, content_type="multipart/form-data")
-    mapping_url = r.headers["Location"]
-    mapping_page = admin_client.get(mapping_url).get_data(as_text=True)
+    mapping_url, mapping_page = wizard_mapping(admin_client, path)
     assert '<option value="mobile"' in mapping_page and "按手机号匹配并更新" in mapping_page
     assert "已有联系人" in mapping_page and 'value="credit_code"' not in mapping_page
     form = {"csrf_token": csrf_token(mapping_page), "mode": "valid", "update_by": "mobile",
@@ -152,6 +147,15 @@ def test_update_mode_dry_run_all_mode_new_names_and_bad_keys(app, tmp_path):
     assert report["errors"][0]["code"] == "bad_option" and "互动记录" in report["errors"][0]["message"]
 
 
+def wizard_mapping(client, path) -> tuple[str, str]:
+    """Upload a contacts file in the wizard: its mapping step's URL and page."""
+    page = client.get("/import/").get_data(as_text=True)
+    with open(path, "rb") as fh:
+        r = client.post("/import/upload", data={"file": (fh, path.name), "kind": "contacts",
+                                                "csrf_token": csrf_token(page)}, content_type="multipart/form-data")
+    return r.headers["Location"], client.get(r.headers["Location"]).get_data(as_text=True)
+
+
 def sales_staff_without_edit(app, view: str) -> str:
     """A new user whose role is 销售部普通员工's permissions without can_edit on VIEW."""
     from app.extensions import appbuilder, db
@@ -189,12 +193,7 @@ def test_only_roles_that_edit_contacts_may_update_them(app, tmp_path, client, ma
     assert "无权修改联系人" in r.json["errors"][0]["message"]
     r = post_import(client, token, csv_file(tmp_path / "new.csv", [["客户编号", "姓名", "手机"], [no, "乙", phone()]]))
     assert r.status_code == 200 and r.json["rows_created"] == 1  # adding contacts is still allowed
-    page = client.get("/import/").get_data(as_text=True)
-    with open(path, "rb") as fh:
-        r = client.post("/import/upload", data={"file": (fh, path.name), "kind": "contacts",
-                                                "csrf_token": csrf_token(page)}, content_type="multipart/form-data")
-    mapping_url = r.headers["Location"]
-    mapping_page = client.get(mapping_url).get_data(as_text=True)
+    mapping_url, mapping_page = wizard_mapping(client, path)
     assert 'name="update_by"' not in mapping_page  # not offered
     r = client.post(mapping_url, data={"csrf_token": csrf_token(mapping_page), "update_by": "mobile", "mode": "all"},
                     follow_redirects=True)
